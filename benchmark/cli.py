@@ -1,0 +1,144 @@
+"""The ``gkd-bench`` command line (click).
+
+Commands: ``list``, ``run``, ``report``, ``datasets``. Bad input (unknown
+names, malformed suites, missing data) exits non-zero with a one-line reason;
+Ctrl-C during ``run`` keeps every finished record and exits 130.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gkd_bench.data import DatasetError
+from gkd_bench.registry import DATASETS, DISTILLERS, MODELS, UnknownNameError
+from gkd_bench.spec import SuiteError
+
+data_dir_opt = click.option("--data-dir", envvar="GKD_BENCH_DATA", type=click.Path(file_okay=False),
+                            default=None, help="dataset root (default $GKD_BENCH_DATA or ~/.cache/gkd-bench/data)")
+results_dir_opt = click.option("--results-dir", type=click.Path(file_okay=False), default="results",
+                               show_default=True, help="where records and leaderboards are written")
+
+
+def _split(values):
+    out = []
+    for v in values or ():
+        out += [p for p in v.split(",") if p]
+    return out or None
+
+
+class _Errors(click.Group):
+    """Turns configuration errors into clean non-zero exits."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (UnknownNameError, SuiteError, DatasetError, FileNotFoundError, ValueError) as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=_Errors)
+@click.version_option(package_name="gkd-bench")
+def main():
+    """gkd-bench: a benchmark suite for knowledge distillation on graph neural networks."""
+
+
+@main.command("list")
+@click.argument("what", required=False, type=click.Choice(["datasets", "models", "distillers", "suites"]))
+def list_cmd(what):
+    """List registered datasets, models, distillers and shipped suites."""
+    from gkd_bench.spec import list_suites
+
+    tables = {"datasets": DATASETS.names(), "models": MODELS.names(), "distillers": DISTILLERS.names(),
+              "suites": list_suites()}
+    for key, names in tables.items():
+        if what in (None, key):
+            click.echo(f"{key}: {', '.join(names)}")
+
+
+@main.command()
+@click.option("--all", "run_all", is_flag=True, help="run the default suite (every method x dataset)")
+@click.option("--suite", default=None, help="a shipped suite name or a YAML file")
+@click.option("--dataset", multiple=True, help="only these datasets (repeat or comma-separate)")
+@click.option("--teacher", multiple=True, help="only these teachers (suite model labels)")
+@click.option("--student", multiple=True, help="only these students")
+@click.option("--distiller", multiple=True, help="only these distillers")
+@click.option("--setting", multiple=True, type=click.Choice(["transductive", "inductive"]))
+@click.option("--seeds", default=None, help="e.g. 0-9 or 0,1,2 (default: the suite's)")
+@click.option("--set", "sets", multiple=True, help="override a suite key: models.gcn.hidden=32")
+@click.option("--rerun", is_flag=True, help="run even when an ok record exists")
+@click.option("--fail-fast", is_flag=True, help="raise on the first failure instead of recording it")
+@click.option("--no-timing", is_flag=True, help="skip inference-latency measurements")
+@click.option("--dry-run", is_flag=True, help="list the runs, train nothing")
+@click.option("--report/--no-report", default=True, show_default=True, help="write the leaderboard afterwards")
+@click.option("--cache-dir", envvar="GKD_BENCH_CACHE", default=None, type=click.Path(file_okay=False))
+@data_dir_opt
+@results_dir_opt
+def run(run_all, suite, dataset, teacher, student, distiller, setting, seeds, sets, rerun, fail_fast, no_timing,
+        dry_run, report, cache_dir, data_dir, results_dir):
+    """Run a suite (or a narrowed part of it); finished runs are skipped."""
+    from gkd_bench.records import record_path, read_record
+    from gkd_bench.runner import Runner
+    from gkd_bench.spec import expand, load_suite
+
+    if run_all and suite:
+        raise click.UsageError("give --all or --suite, not both")
+    suite_dict = load_suite(suite or "default")
+    specs = expand(suite_dict, datasets=_split(dataset), teachers=_split(teacher), students=_split(student),
+                   distillers=_split(distiller), seeds=seeds, settings=list(setting) or None, sets=sets)
+    name = suite_dict["name"]
+    if dry_run:
+        for s in specs:
+            done = (read_record(record_path(Path(results_dir), s.suite, s.run_id)) or {}).get("status")
+            click.echo(f"{s.run_id}  {s.dataset:<12} {s.setting:<12} "
+                       f"{(s.teacher or {}).get('label', '-'):>6} -> {s.student['label']:<8} "
+                       f"{s.distiller['label']:<10} seed {s.seed}  {done or ''}")
+        click.echo(f"{len(specs)} runs")
+        return
+    runner = Runner(results_dir, data_root=data_dir, cache_dir=cache_dir, rerun=rerun, fail_fast=fail_fast,
+                    timing=not no_timing)
+    try:
+        counts = runner.run(specs, progress=sys.stderr.isatty() or True)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: every finished run is recorded; run the same command again to resume",
+                   err=True)
+        sys.exit(130)
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if v)
+    click.echo(f"suite {name}: {len(specs)} runs ({summary})")
+    if report:
+        from gkd_bench.report import write_report
+
+        for p in write_report(results_dir, name):
+            click.echo(f"wrote {p}")
+    if counts.get("error") or counts.get("oom"):
+        click.echo("some runs failed; their records hold the error (see LEADERBOARD.md)", err=True)
+
+
+@main.command()
+@click.option("--suite", "suites", multiple=True, help="suite(s) to report (default: every suite with records)")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["markdown", "csv"]),
+              help="default: markdown and csv")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="output folder (default results/<suite>)")
+@click.option("--compare", default=None, help="print 'paper vs ours' for a reference source (results/reference)")
+@results_dir_opt
+def report(suites, formats, out, compare, results_dir):
+    """Write leaderboards (runs.csv, leaderboard.csv, LEADERBOARD.md) from the records."""
+    from gkd_bench.report import write_report
+
+    root = Path(results_dir) / "runs"
+    names = list(suites) or (sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
+    if not names:
+        raise click.ClickException(f"no records under {root}; run `gkd-bench run` first")
+    for name in names:
+        dest = Path(out) / name if out and len(names) > 1 else out
+        for p in write_report(results_dir, name, dest, formats or ("markdown", "csv")):
+            click.echo(f"wrote {p}")
+    if compare:
+        from gkd_bench.compare import compare_table
+
+        click.echo(compare_table(results_dir, compare))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,61 @@
+"""Environment stamp for every record: versions, git sha, CPU, threads, device, hardware id."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.lru_cache(maxsize=1)
+def git_sha() -> str:
+    """Commit of the gkd-bench checkout (``+dirty`` when it has uncommitted changes), or ``unknown``."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        if not sha:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment(device: str = "cpu") -> dict:
+    """Flat dict of provenance fields stored in every record."""
+    import dgl
+    import torch
+
+    import gkd_bench
+
+    threads = torch.get_num_threads()
+    dev = device if device == "cpu" else f"{device}:{torch.cuda.get_device_name(0)}"
+    cores = os.cpu_count() or 0
+    hw = f"{cpu_model()}|{cores}|{threads}|{dev}"
+    return {
+        "gkd_bench_version": gkd_bench.__version__,
+        "git_sha": git_sha(),
+        "torch_version": torch.__version__,
+        "dgl_version": dgl.__version__,
+        "python_version": platform.python_version(),
+        "device": dev,
+        "cpu_model": cpu_model(),
+        "cpu_cores": cores,
+        "threads": threads,
+        "hw_id": hashlib.sha1(hw.encode()).hexdigest()[:10],
+    }

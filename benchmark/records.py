@@ -1,0 +1,76 @@
+"""Per-run JSON records: atomic writes, reading, status checks (DESIGN.md "Records")."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+STATUSES = ("ok", "error", "oom", "timeout", "skipped")
+
+
+def record_path(results_dir: Path, suite: str, run_id: str) -> Path:
+    return Path(results_dir) / "runs" / suite / f"{run_id}.json"
+
+
+def _clean(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def write_record(path: Path, record: dict) -> None:
+    """Write ``record`` as JSON to a temporary file in the same folder, then rename into place.
+
+    Readers and parallel writers never see a partial file. NaN/inf become null.
+
+    Raises:
+        OSError: the folder cannot be created or written (message names it).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OSError(f"cannot write records into {path.parent}: {e.strerror or e}") from e
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({k: _clean(v) for k, v in record.items()}, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_record(path: Path) -> Optional[dict]:
+    """The record at ``path``, or ``None`` if absent or unreadable (a corrupted file is ignored)."""
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+        return rec if isinstance(rec, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def is_done(results_dir: Path, suite: str, run_id: str) -> bool:
+    rec = read_record(record_path(results_dir, suite, run_id))
+    return rec is not None and rec.get("status") == "ok"
+
+
+def iter_records(results_dir: Path, suites: Optional[List[str]] = None) -> Iterator[dict]:
+    """Every readable record under ``results_dir/runs/<suite>/``."""
+    root = Path(results_dir) / "runs"
+    if not root.is_dir():
+        return
+    for sdir in sorted(p for p in root.iterdir() if p.is_dir()):
+        if suites and sdir.name not in suites:
+            continue
+        for f in sorted(sdir.glob("*.json")):
+            rec = read_record(f)
+            if rec is not None:
+                yield rec

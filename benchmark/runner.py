@@ -1,0 +1,251 @@
+"""Executes RunSpecs: data, teacher cache, student training, evaluation, records.
+
+DESIGN.md "Flow of one run". A run whose record exists with status ``ok`` is
+skipped unless ``rerun``; every finished run is written atomically before
+the next starts, so an interrupted sweep loses at most the run in flight.
+Failures become records (``error``, ``oom``, ``timeout``; ``skipped`` when a
+dataset's files are missing) unless ``fail_fast``.
+"""
+from __future__ import annotations
+
+import collections
+import datetime as _dt
+import random
+import traceback
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from gkd_bench.data import GraphData, MissingDataError, ModelOutput
+from gkd_bench.datasets._io import cache_root
+from gkd_bench.datasets.settings import apply_setting
+from gkd_bench.env import environment
+from gkd_bench.fit import FitResult, TrainConfig, fit, predict
+from gkd_bench.metrics import score
+from gkd_bench.methods._common import count_parameters
+from gkd_bench.records import is_done, record_path, write_record
+from gkd_bench.registry import DATASETS, DISTILLERS, MODELS
+from gkd_bench.spec import RunSpec, canonical
+from gkd_bench.timing import full_graph_latency
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy, PyTorch and DGL."""
+    import dgl
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    dgl.seed(seed)
+
+
+def build_model(mspec: dict, data: GraphData) -> torch.nn.Module:
+    """Instantiate a model spec ``{model, hparams}`` for ``data``'s feature and class counts."""
+    return MODELS.get(mspec["model"])(in_dim=data.num_features, num_classes=data.num_classes,
+                                      **mspec["hparams"])
+
+
+def evaluate(model: torch.nn.Module, data: GraphData, view: GraphData) -> Dict[str, float]:
+    """Scores (in %) on validation and test.
+
+    Transductive: ``val``, ``test`` on the full graph. Inductive: ``val`` and
+    ``test_tran`` on the observed graph (``view``), ``test_ind`` on the full
+    graph, and ``test`` = ``test_prod``, their node-weighted mix (GLNN).
+    """
+    m = data.metric
+    if data.setting != "inductive":
+        out = predict(model, data.graph, data.x).logits
+        return {"val": score(m, out[data.splits["val"]], data.y[data.splits["val"]]),
+                "test": score(m, out[data.splits["test"]], data.y[data.splits["test"]])}
+    obs = predict(model, view.graph, view.x).logits
+    full = predict(model, data.graph, data.x).logits
+    res = {"val": score(m, obs[view.splits["val"]], view.y[view.splits["val"]]),
+           "test_tran": score(m, obs[view.splits["test_tran"]], view.y[view.splits["test_tran"]]),
+           "test_ind": score(m, full[data.splits["test_ind"]], data.y[data.splits["test_ind"]])}
+    n_t, n_i = len(view.splits["test_tran"]), len(data.splits["test_ind"])
+    res["test_prod"] = (n_t * res["test_tran"] + n_i * res["test_ind"]) / max(n_t + n_i, 1)
+    res["test"] = res["test_prod"]
+    return res
+
+
+class Runner:
+    """Runs specs and writes one record per run.
+
+    Args:
+        results_dir: where ``runs/<suite>/<run_id>.json`` records go.
+        data_root: dataset root (``None``: ``$GKD_BENCH_DATA`` or the default).
+        cache_dir: processed-data and teacher cache (``None``: ``$GKD_BENCH_CACHE`` or default).
+        rerun: run even when an ``ok`` record exists.
+        fail_fast: raise on the first failure instead of recording it.
+        timing: measure inference latency (adds ~0.5 s per run).
+    """
+
+    def __init__(self, results_dir, data_root=None, cache_dir=None, rerun: bool = False,
+                 fail_fast: bool = False, timing: bool = True, device: str = "cpu"):
+        self.results_dir = Path(results_dir)
+        self.data_root = data_root
+        self.cache_dir = cache_root(cache_dir)
+        self.rerun, self.fail_fast, self.timing, self.device = rerun, fail_fast, timing, device
+        self._data: "collections.OrderedDict[str, GraphData]" = collections.OrderedDict()
+        self._missing: Dict[str, str] = {}
+
+    # ---------------------------------------------------------------- data
+    def load_data(self, spec: RunSpec) -> GraphData:
+        key = canonical([spec.dataset, spec.protocol, spec.setting, spec.seed, spec.dataset_options])
+        if key in self._data:
+            self._data.move_to_end(key)
+            return self._data[key]
+        if spec.dataset in self._missing:
+            raise MissingDataError(self._missing[spec.dataset])
+        opts = dict(spec.dataset_options)
+        fraction = opts.pop("inductive_fraction", 0.2)
+        try:
+            data = DATASETS.get(spec.dataset)(root=self.data_root, cache=self.cache_dir,
+                                              protocol=spec.protocol, seed=spec.seed, **opts)
+        except MissingDataError as e:
+            self._missing[spec.dataset] = str(e)
+            raise
+        data = apply_setting(data, spec.setting, spec.seed, fraction)
+        self._data[key] = data
+        while len(self._data) > 4:
+            self._data.popitem(last=False)
+        return data
+
+    # ------------------------------------------------------------- teacher
+    def teacher_cache_path(self, tspec: RunSpec, data: GraphData) -> Path:
+        return self.cache_dir / "teachers" / tspec.dataset / f"{tspec.run_id}-{data.version}.pt"
+
+    def get_teacher(self, spec: RunSpec, data: GraphData, view: GraphData):
+        """Teacher model and its frozen outputs on ``view``; trained once and cached per spec and seed."""
+        tspec = spec.teacher_run()
+        path = self.teacher_cache_path(tspec, data)
+        model = None
+        if path.exists():
+            try:
+                blob = torch.load(path, map_location="cpu", weights_only=False)
+                model = build_model(tspec.student, data)
+                model.load_state_dict(blob["state_dict"])
+                metrics = blob["metrics"]
+            except Exception:  # noqa: BLE001 - a corrupted cache entry is retrained
+                model = None
+        if model is None:
+            model, metrics, _ = self._train(tspec, data, view, None)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model, predict(model, view.graph, view.x).detach(), metrics
+
+    def _save_teacher(self, tspec: RunSpec, data: GraphData, model, metrics: dict) -> None:
+        path = self.teacher_cache_path(tspec, data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"state_dict": model.state_dict(), "metrics": metrics, "spec": tspec.to_dict()}, tmp)
+        tmp.replace(path)
+
+    # ---------------------------------------------------------------- train
+    def _train(self, spec: RunSpec, data: GraphData, view: GraphData,
+               teacher_out: Optional[ModelOutput]) -> Tuple[torch.nn.Module, dict, FitResult]:
+        seed_everything(spec.seed)
+        model = build_model(spec.student, data)
+        distiller = DISTILLERS.get(spec.distiller["name"])(**spec.distiller["hparams"])
+        distiller.setup(view, model, teacher_out)
+        cfg = TrainConfig.from_dict(spec.student["train"])
+        result = fit(model, distiller, view, teacher_out, cfg)
+        metrics = evaluate(model, data, view)
+        metrics.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run, train_s=result.train_s,
+                       timed_out=result.timed_out)
+        if spec.teacher is None and spec.distiller["name"] == "none":
+            self._save_teacher(spec, data, model, metrics)
+        return model, metrics, result
+
+    # ------------------------------------------------------------------ run
+    def run_one(self, spec: RunSpec) -> dict:
+        """Execute one spec and return its record (not yet written)."""
+        rec = self.base_record(spec)
+        data = self.load_data(spec)
+        view = data.training_view()
+        rec.update(dataset_version=data.version, split_index=data.split_index, metric=data.metric,
+                   num_nodes=data.num_nodes)
+        teacher, teacher_out = None, None
+        if spec.teacher is not None:
+            teacher, teacher_out, tmetrics = self.get_teacher(spec, data, view)
+            for k in ("val", "test", "test_tran", "test_ind"):
+                if k in tmetrics:
+                    rec[f"teacher_{k}"] = tmetrics[k]
+            rec["teacher_params"] = count_parameters_all(teacher)
+        student, metrics, result = self._train(spec, data, view, teacher_out)
+        rec.update({k: v for k, v in metrics.items() if k != "timed_out"})
+        rec["student_params"] = count_parameters(student)
+        if self.timing:
+            s_lat = full_graph_latency(student, data.graph, data.x)
+            rec["latency_full_ms"] = s_lat["median_ms"]
+            rec["latency_full_p90_ms"] = s_lat["p90_ms"]
+            if teacher is not None:
+                t_lat = full_graph_latency(teacher, data.graph, data.x)
+                rec["teacher_latency_full_ms"] = t_lat["median_ms"]
+                rec["speedup_full"] = t_lat["median_ms"] / s_lat["median_ms"]
+        rec["status"] = "timeout" if metrics.get("timed_out") else "ok"
+        return rec
+
+    def base_record(self, spec: RunSpec) -> dict:
+        return {
+            "run_id": spec.run_id, "config_id": spec.config_id, "suite": spec.suite,
+            "dataset": spec.dataset, "split": spec.protocol, "setting": spec.setting,
+            "teacher": spec.teacher["label"] if spec.teacher else None,
+            "teacher_model": spec.teacher["model"] if spec.teacher else None,
+            "teacher_hparams": canonical(spec.teacher["hparams"]) if spec.teacher else None,
+            "student": spec.student["label"], "student_model": spec.student["model"],
+            "distiller": spec.distiller["label"], "distiller_name": spec.distiller["name"],
+            "hparams": spec.hparams_json, "seed": spec.seed,
+            "perturbation": canonical(spec.perturbation) if spec.perturbation else None,
+            "spec": canonical(spec.to_dict()),
+            "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "status": "running", "error": None, **environment(self.device),
+        }
+
+    def run(self, specs: Iterable[RunSpec], progress: bool = True) -> collections.Counter:
+        """Run every spec without an ``ok`` record; returns a Counter of statuses (``done`` = already recorded)."""
+        specs = list(specs)
+        counts: collections.Counter = collections.Counter()
+        todo = [s for s in specs if self.rerun or not is_done(self.results_dir, s.suite, s.run_id)]
+        counts["done"] = len(specs) - len(todo)
+        bar = None
+        if progress and todo:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), unit="run", dynamic_ncols=True)
+        try:
+            for spec in todo:
+                if bar is not None:
+                    bar.set_description(f"{spec.dataset} {spec.teacher['label'] if spec.teacher else '-'}"
+                                        f"->{spec.student['label']} {spec.distiller['label']} s{spec.seed}")
+                rec = self._run_safely(spec)
+                write_record(record_path(self.results_dir, spec.suite, spec.run_id), rec)
+                counts[rec["status"]] += 1
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        return counts
+
+    def _run_safely(self, spec: RunSpec) -> dict:
+        try:
+            return self.run_one(spec)
+        except MissingDataError as e:
+            if self.fail_fast:
+                raise
+            return {**self.base_record(spec), "status": "skipped", "error": str(e)}
+        except Exception as e:  # noqa: BLE001 - failures are records
+            if self.fail_fast:
+                raise
+            oom = isinstance(e, MemoryError) or "out of memory" in str(e).lower()
+            tb = "".join(traceback.format_exception(type(e), e, e.__traceback__)[-3:])
+            return {**self.base_record(spec), "status": "oom" if oom else "error",
+                    "error": f"{type(e).__name__}: {e}\n{tb}"}
+
+
+def count_parameters_all(module: torch.nn.Module) -> int:
+    """All scalar parameters, trainable or frozen (a cached teacher is frozen)."""
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,333 @@
+"""RunSpec and suite expansion (DESIGN.md concept 5 and "Configuration").
+
+A suite is a YAML file::
+
+    name: default
+    seeds: 0-9                     # "0-9", "0,3,5", an int or a list
+    settings: [transductive]       # and/or inductive
+    datasets:                      # name -> loader options (protocol, inductive_fraction, ...)
+      cora: {protocol: planetoid}
+    train: {epochs: 500, lr: 0.01} # gkd_bench.fit.TrainConfig fields
+    models:                        # label -> {model: registry key, train: {...}, **hyperparameters}
+      gcn: {model: gcn, hidden: 64}
+    distillers:                    # label -> {distiller: registry key, train: {...}, **hyperparameters}
+      kd: {lam: 0.5}
+    experiments:                   # teacher x student x distiller grids (labels)
+      - {student: [gcn, mlp], distiller: none}
+      - {teacher: gcn, student: mlp, distiller: kd}
+    overrides:                     # per-dataset deep-merged patches of the keys above
+      citeseer: {models: {mlp: {dropout: 0.1}}}
+
+Precedence: factory defaults < suite < ``overrides[dataset]`` < ``--set
+key=value``. Unknown keys are errors. Every hyperparameter is resolved
+(factory defaults filled in) and stored in the spec, so ``config_id`` changes
+whenever anything that affects training changes.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import yaml
+
+from gkd_bench.fit import TrainConfig
+from gkd_bench.registry import DATASETS, DISTILLERS, MODELS
+
+SUITE_KEYS = {"name", "description", "seeds", "settings", "datasets", "train", "models", "distillers",
+              "experiments", "overrides", "perturbations", "compare"}
+DATASET_KEYS = {"protocol", "inductive_fraction", "options"}
+MODEL_ARGS_FROM_DATA = ("in_dim", "num_classes")
+
+
+class SuiteError(ValueError):
+    """A suite file or an option is malformed; the message names the file, line or key."""
+
+
+def canonical(obj) -> str:
+    """Stable JSON (sorted keys, no spaces) used for hashing and for the ``hparams`` column."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines one run. ``config_id`` hashes all of it but ``seed`` and ``suite``."""
+
+    suite: str
+    dataset: str
+    protocol: str
+    setting: str
+    student: dict                     # {label, model, hparams, train}
+    distiller: dict                   # {label, name, hparams}
+    seed: int
+    teacher: Optional[dict] = None    # {label, model, hparams, train} or None
+    dataset_options: dict = field(default_factory=dict)
+    perturbation: Optional[dict] = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def config_id(self) -> str:
+        d = self.to_dict()
+        d.pop("seed")
+        d.pop("suite")
+        return hashlib.sha1(canonical(d).encode()).hexdigest()[:12]
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.config_id}-s{self.seed}"
+
+    def teacher_run(self) -> "RunSpec":
+        """The spec that trains this run's teacher alone (distiller ``none``); its run id keys the teacher cache."""
+        if self.teacher is None:
+            raise ValueError("this run has no teacher")
+        return dataclasses.replace(self, student=self.teacher, teacher=None,
+                                   distiller={"label": "none", "name": "none", "hparams": {}})
+
+    @property
+    def hparams_json(self) -> str:
+        """Resolved hyperparameters of student, distiller and training, as sorted JSON."""
+        return canonical({"student": self.student["hparams"], "distiller": self.distiller["hparams"],
+                          "train": self.student["train"], "dataset": self.dataset_options})
+
+
+def parse_seeds(value) -> List[int]:
+    """``"0-9"`` -> 0..9; ``"1,3"`` -> [1, 3]; int or list accepted. Raises SuiteError otherwise."""
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [int(v) for v in value]
+    out: List[int] = []
+    try:
+        for part in str(value).split(","):
+            part = part.strip()
+            if "-" in part:
+                a, b = part.split("-", 1)
+                if int(b) < int(a):
+                    raise ValueError
+                out.extend(range(int(a), int(b) + 1))
+            elif part:
+                out.append(int(part))
+    except ValueError:
+        raise SuiteError(f"cannot parse seeds {value!r}; use e.g. 0-9 or 0,1,2") from None
+    return out
+
+
+def suite_path(name_or_path: str) -> Path:
+    """A suite shipped with the package by name, or a YAML file path. Raises SuiteError if absent."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise SuiteError(f"suite file {p} does not exist")
+        return p
+    shipped = resources.files("gkd_bench") / "suites" / f"{name_or_path}.yaml"
+    if not shipped.is_file():
+        names = ", ".join(list_suites())
+        raise SuiteError(f"unknown suite {name_or_path!r}; shipped suites: {names}")
+    return Path(str(shipped))
+
+
+def list_suites() -> List[str]:
+    folder = resources.files("gkd_bench") / "suites"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_suite(name_or_path: str) -> dict:
+    """Read a suite with ``yaml.safe_load``.
+
+    Raises:
+        SuiteError: malformed YAML (with file and line), a non-mapping
+            document, or unknown top-level keys.
+    """
+    path = suite_path(name_or_path)
+    try:
+        suite = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(e, "problem", None) or str(e)
+        raise SuiteError(f"malformed suite file {where}: {problem}") from None
+    if not isinstance(suite, dict):
+        raise SuiteError(f"suite file {path} must be a mapping, got {type(suite).__name__}")
+    unknown = sorted(set(suite) - SUITE_KEYS)
+    if unknown:
+        raise SuiteError(f"suite file {path}: unknown key(s) {unknown}; known: {sorted(SUITE_KEYS)}")
+    suite.setdefault("name", path.stem)
+    return suite
+
+
+def deep_merge(base: dict, patch: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (patch or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def apply_sets(suite: dict, sets: Sequence[str]) -> dict:
+    """Apply ``key.path=value`` assignments (values parsed as YAML). Raises SuiteError on bad syntax/keys."""
+    out = copy.deepcopy(suite)
+    for item in sets:
+        if "=" not in item:
+            raise SuiteError(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if parts[0] not in SUITE_KEYS:
+            raise SuiteError(f"--set {key}: unknown top-level key {parts[0]!r}; known: {sorted(SUITE_KEYS)}")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise SuiteError(f"--set {key}: {p!r} is not a mapping")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def resolve_kwargs(factory, given: dict, kind: str, name: str, skip=()) -> dict:
+    """Factory defaults overlaid with ``given``; unknown keys raise SuiteError naming the known ones."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    sig = inspect.signature(target)
+    params = {k: p for k, p in sig.parameters.items() if k not in ("self",) + tuple(skip)
+              and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    unknown = sorted(set(given) - set(params))
+    if unknown:
+        raise SuiteError(f"{kind} {name!r}: unknown hyperparameter(s) {unknown}; known: {sorted(params)}")
+    out = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    out.update(given)
+    return out
+
+
+def resolve_model(label: str, entry: Optional[dict], train: dict) -> dict:
+    """A suite model entry -> ``{label, model, hparams, train}`` with every value resolved."""
+    entry = dict(entry or {})
+    key = entry.pop("model", label)
+    factory = MODELS.get(key)
+    tcfg = TrainConfig.from_dict(deep_merge(train, entry.pop("train", {}) or {}))
+    hp = resolve_kwargs(factory, entry, "model", label, skip=MODEL_ARGS_FROM_DATA)
+    return {"label": label, "model": key, "hparams": hp, "train": tcfg.to_dict()}
+
+
+def resolve_distiller(label: str, entry: Optional[dict]) -> tuple:
+    """A suite distiller entry -> (``{label, name, hparams}``, train patch, class)."""
+    entry = dict(entry or {})
+    key = entry.pop("distiller", label)
+    cls = DISTILLERS.get(key)
+    tpatch = entry.pop("train", {}) or {}
+    return {"label": label, "name": key, "hparams": resolve_kwargs(cls, entry, "distiller", label)}, tpatch, cls
+
+
+def _as_list(v) -> list:
+    if v is None:
+        return [None]
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=None, students=None,
+           distillers=None, seeds=None, settings=None, sets: Sequence[str] = ()) -> List[RunSpec]:
+    """Expand a suite into RunSpecs, validating every name before anything trains.
+
+    Filters narrow the suite; a filter naming a registry entry that the suite
+    does not define adds it with factory defaults (ad hoc runs, e.g.
+    ``--dataset chameleon --student mlp --distiller none``).
+
+    Raises:
+        UnknownNameError: a dataset, model or distiller name no registry has.
+        SuiteError: malformed entries, unknown hyperparameters, a teacher-less
+            distiller given a teacher or vice versa, or nothing left to run.
+    """
+    name = suite.get("name", "suite")
+    ds_cfg = dict(suite.get("datasets") or {})
+    if datasets:
+        for d in datasets:
+            DATASETS.get(d)
+        ds_cfg = {d: ds_cfg.get(d, {}) for d in datasets}
+    seed_list = parse_seeds(seeds if seeds is not None else suite.get("seeds", 0))
+    setting_list = list(settings or suite.get("settings") or ["transductive"])
+    specs: List[RunSpec] = []
+    for ds_name, ds_opts in ds_cfg.items():
+        DATASETS.get(ds_name)
+        eff = apply_sets(deep_merge(suite, (suite.get("overrides") or {}).get(ds_name, {})), sets)
+        ds_opts = deep_merge(ds_opts or {}, (eff.get("datasets") or {}).get(ds_name) or {})
+        unknown = sorted(set(ds_opts) - DATASET_KEYS)
+        if unknown:
+            raise SuiteError(f"dataset {ds_name!r}: unknown option(s) {unknown}; known: {sorted(DATASET_KEYS)}")
+        protocol = ds_opts.get("protocol", "planetoid")
+        options = dict(ds_opts.get("options") or {})
+        train = eff.get("train") or {}
+        models = dict(eff.get("models") or {})
+        dists = dict(eff.get("distillers") or {})
+        exps = list(eff.get("experiments") or [])
+        if students or teachers or distillers:
+            for label in list(students or []) + list(teachers or []):
+                if label not in models:
+                    MODELS.get(label)
+                    models[label] = {"model": label}
+            for label in distillers or []:
+                if label not in dists:
+                    DISTILLERS.get(label)
+                    dists[label] = {}
+            matched = [e for e in exps if _exp_matches(e, teachers, students, distillers)]
+            if not matched and students and distillers:
+                exps = [{"teacher": list(teachers) if teachers else None, "student": list(students),
+                         "distiller": list(distillers)}]
+        for i, exp in enumerate(exps):
+            if not isinstance(exp, dict) or not {"student", "distiller"} <= set(exp):
+                raise SuiteError(f"suite {name!r}: experiment {i} needs 'student' and 'distiller'")
+            for d_label in _as_list(exp["distiller"]):
+                if distillers and d_label not in distillers:
+                    continue
+                d_spec, tpatch, cls = resolve_distiller(d_label, dists.get(d_label))
+                t_labels = _as_list(exp.get("teacher"))
+                if not cls.needs_teacher:
+                    t_labels = [None]
+                elif t_labels == [None]:
+                    raise SuiteError(f"suite {name!r}: distiller {d_label!r} needs a teacher (experiment {i})")
+                for t_label in t_labels:
+                    if teachers and t_label is not None and t_label not in teachers:
+                        continue
+                    if teachers and t_label is None and cls.needs_teacher:
+                        continue
+                    t_spec = None
+                    if t_label is not None:
+                        if t_label not in models:
+                            MODELS.get(t_label)
+                        t_spec = resolve_model(t_label, models.get(t_label, {"model": t_label}), train)
+                    for s_label in _as_list(exp["student"]):
+                        if students and s_label not in students:
+                            continue
+                        if s_label not in models:
+                            MODELS.get(s_label)
+                        s_entry = deep_merge(models.get(s_label) or {"model": s_label}, {})
+                        s_entry["train"] = deep_merge(s_entry.get("train") or {}, tpatch)
+                        s_spec = resolve_model(s_label, s_entry, train)
+                        for setting in setting_list:
+                            for seed in seed_list:
+                                specs.append(RunSpec(suite=name, dataset=ds_name, protocol=protocol,
+                                                     setting=setting, student=s_spec, distiller=d_spec,
+                                                     seed=seed, teacher=t_spec,
+                                                     dataset_options={**options, **(
+                                                         {"inductive_fraction": ds_opts.get("inductive_fraction", 0.2)}
+                                                         if setting == "inductive" else {})}))
+    if not specs:
+        raise SuiteError(f"suite {name!r}: nothing to run after the filters")
+    seen = {}
+    for s in specs:
+        seen.setdefault(s.run_id, s)
+    return list(seen.values())
+
+
+def _exp_matches(exp, teachers, students, distillers) -> bool:
+    def ok(values, allowed):
+        return not allowed or any(v in allowed for v in _as_list(values))
+
+    return ok(exp.get("student"), students) and ok(exp.get("distiller"), distillers) and (
+        not teachers or ok(exp.get("teacher"), teachers))

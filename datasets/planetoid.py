@@ -1,0 +1,84 @@
+"""Planetoid citation graphs Cora, CiteSeer, PubMed (Yang et al., ICML 2016), via DGL.
+
+Raw files: ``<data root>/planetoid/ind.<name>.{x,y,tx,ty,allx,ally,graph,test.index}``
+from the official Planetoid repository. They are read through DGL's
+``CitationGraphDataset`` (links staged in the cache, since DGL writes its
+processed files beside the raw ones): row-normalised features, both edge
+directions, CiteSeer's 15 isolated test nodes padded with zero rows (Kipf's
+standard fix). Protocol ``planetoid``: the public split (20 labelled nodes per
+class, 500 validation, 1000 test). Other protocols (``geom-gcn``, ``cpf``) are
+provided by :mod:`gkd_bench.datasets.splits`.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from gkd_bench.data import DatasetError, GraphData
+from gkd_bench.datasets._io import (cache_root, data_root, ensure_files, files_digest, mask_to_index,
+                                    stage_links, validate)
+from gkd_bench.registry import DATASETS
+
+SUFFIXES = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
+URL = "https://github.com/kimiyoung/planetoid/raw/master/data/ind.{name}.{suffix}"
+# DGL's folder and file names for its own copy of each dataset (DGL 1.x / 2.x, default DGL_REPO).
+DGL_NAMES = {"cora": ("cora_v2", "cora_v2_d697a464"), "citeseer": ("citeseer", "citeseer_d6836239"),
+             "pubmed": ("pubmed", "pubmed_35464cad")}
+
+
+def planetoid_raw(name: str, root=None, cache=None) -> GraphData:
+    """Load ``name`` with the public Planetoid split.
+
+    Returns:
+        GraphData with ``splits`` train/val/test, metric accuracy.
+
+    Raises:
+        DatasetError: missing files (named, with the layout and the source) or
+            files that cannot be parsed.
+    """
+    root = data_root(root)
+    rel = [f"planetoid/ind.{name}.{s}" for s in SUFFIXES]
+    urls = {r: URL.format(name=name, suffix=s) for r, s in zip(rel, SUFFIXES)}
+    paths = ensure_files(name, root, rel, urls,
+                         layout="planetoid/ind.<name>.{x,y,tx,ty,allx,ally,graph,test.index}",
+                         source="Planetoid (Yang et al., 2016), github.com/kimiyoung/planetoid/data")
+    version = "planetoid-" + files_digest(paths)
+    dgl_name, dgl_folder = DGL_NAMES[name]
+    stage = cache_root(cache) / "dgl" / version
+    stage_links({f"ind.{dgl_name}.{s}": p for s, p in zip(SUFFIXES, paths)}, stage / dgl_folder)
+    from dgl.data import CitationGraphDataset
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = CitationGraphDataset(name, raw_dir=str(stage), verbose=False)
+        g = ds[0]
+    except Exception as e:  # noqa: BLE001 - any parse failure is a dataset error
+        raise DatasetError(f"dataset {name!r}: cannot parse the Planetoid files in {root / 'planetoid'} "
+                           f"({type(e).__name__}: {e}); re-download them") from e
+    x = g.ndata.pop("feat").float()
+    y = g.ndata.pop("label").long()
+    splits = {k: mask_to_index(g.ndata.pop(f"{k}_mask")) for k in ("train", "val", "test")}
+    data = GraphData(name=name, graph=g, x=x, y=y, splits=splits, num_classes=int(ds.num_classes),
+                     metric="accuracy", version=version, protocol="planetoid")
+    return validate(data, str(root / "planetoid" / f"ind.{name}.*"))
+
+
+def _loader(name):
+    def load(*, root=None, cache=None, protocol: str = "planetoid", seed: int = 0, **kw) -> GraphData:
+        from gkd_bench.datasets.splits import apply_protocol
+
+        if protocol == "cpf" and name != "pubmed":
+            from gkd_bench.datasets.cpf import load_cpf
+
+            return load_cpf(name, root=root, seed=seed, **kw)
+        data = planetoid_raw(name, root, cache)
+        return apply_protocol(data, protocol, seed, root=root, **kw)
+
+    load.__doc__ = f"Load ``{name}`` (Planetoid files) under ``protocol`` planetoid | geom-gcn | cpf."
+    return load
+
+
+for _name in ("cora", "citeseer", "pubmed"):
+    DATASETS.register(_name)(_loader(_name))

@@ -1,0 +1,58 @@
+"""Pieces shared by the model files: normalisation layers and self-loop caching."""
+from __future__ import annotations
+
+import weakref
+
+import torch
+from torch import nn
+
+_SELF_LOOP_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def with_self_loops(graph):
+    """``graph`` with exactly one self-loop per node, computed once per graph object.
+
+    GCN and GAT need self-loops; datasets store graphs as their protocol
+    defines them, so the models add them here. The result is memoised per
+    graph object (weakly, so it is freed with the graph).
+    """
+    import dgl
+
+    cached = _SELF_LOOP_CACHE.get(graph)
+    if cached is None:
+        cached = dgl.add_self_loop(dgl.remove_self_loop(graph))
+        _SELF_LOOP_CACHE[graph] = cached
+    return cached
+
+
+def make_norm(kind, dim: int) -> nn.Module:
+    """``None`` -> Identity, ``"batch"`` -> BatchNorm1d, ``"layer"`` -> LayerNorm.
+
+    Raises:
+        ValueError: for any other value.
+    """
+    if kind in (None, "none", False):
+        return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm1d(dim)
+    if kind == "layer":
+        return nn.LayerNorm(dim)
+    raise ValueError(f"norm must be one of none, batch, layer; got {kind!r}")
+
+
+def check_layers(num_layers: int) -> None:
+    if int(num_layers) < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable scalar parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def activation(name: str):
+    """``relu`` | ``elu`` | ``gelu`` -> the torch function; ValueError otherwise."""
+    table = {"relu": torch.relu, "elu": nn.functional.elu, "gelu": nn.functional.gelu}
+    if name not in table:
+        raise ValueError(f"activation must be one of {sorted(table)}; got {name!r}")
+    return table[name]

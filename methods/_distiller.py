@@ -1,0 +1,83 @@
+"""Base class of every distiller and the supervised task loss (DESIGN.md concept 4)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gkd_bench.data import ModelOutput
+
+
+@dataclass
+class Batch:
+    """What one training step sees (full-batch: the whole training view).
+
+    Attributes:
+        graph: DGL graph the student runs on.
+        x: features ``[N, F]``.
+        y: labels ``[N]`` (int64) or ``[N, C]`` (float, multi-label).
+        train_idx: int64 ids of labelled training nodes (task loss).
+        kd_idx: int64 ids of the nodes the distillation terms apply to
+            (GLNN: every node of the observed graph).
+        multilabel: whether ``y`` is multi-label.
+    """
+
+    graph: object
+    x: torch.Tensor
+    y: torch.Tensor
+    train_idx: torch.Tensor
+    kd_idx: torch.Tensor
+    multilabel: bool = False
+
+
+def task_loss(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, multilabel: bool) -> torch.Tensor:
+    """Cross-entropy on ``idx`` (mean over nodes); binary cross-entropy with logits
+    (mean over nodes x labels) when ``multilabel``.
+
+    Shapes: ``logits`` ``[N, C]``; ``y`` ``[N]`` or ``[N, C]``; ``idx`` ``[n]``.
+    """
+    if multilabel:
+        return F.binary_cross_entropy_with_logits(logits[idx], y[idx].float())
+    return F.cross_entropy(logits[idx], y[idx])
+
+
+class Distiller(nn.Module):
+    """A KD method: its loss terms and any parameters of its own (projection heads).
+
+    Subclasses implement :meth:`loss`; online methods (several students, no
+    teacher) override :meth:`train_step`. Class attributes:
+    ``needs_teacher`` (the runner trains/loads a teacher when true) and
+    ``kd_nodes`` (``"all"``: distillation terms on every node of the observed
+    graph, as GLNN; ``"train"``: on labelled training nodes only).
+    """
+
+    needs_teacher: bool = True
+
+    def __init__(self, kd_nodes: str = "all"):
+        super().__init__()
+        if kd_nodes not in ("all", "train"):
+            raise ValueError(f"kd_nodes must be 'all' or 'train', got {kd_nodes!r}")
+        self.kd_nodes = kd_nodes
+
+    def setup(self, data, student: nn.Module, teacher_out: Optional[ModelOutput]) -> None:
+        """Build the distiller's own modules once the student and teacher outputs exist."""
+
+    def loss(self, batch: Batch, student_out: ModelOutput,
+             teacher_out: Optional[ModelOutput]) -> Dict[str, torch.Tensor]:
+        """Return named loss terms; ``"loss"`` is what is minimised."""
+        raise NotImplementedError
+
+    def train_step(self, batch: Batch, student: nn.Module, optimizer: torch.optim.Optimizer,
+                   teacher_out: Optional[ModelOutput]) -> Dict[str, float]:
+        """One optimisation step of the student (and the distiller's own parameters)."""
+        student.train()
+        self.train()
+        optimizer.zero_grad(set_to_none=True)
+        out = student(batch.graph, batch.x)
+        terms = self.loss(batch, out, teacher_out)
+        terms["loss"].backward()
+        optimizer.step()
+        return {k: float(v.detach()) for k, v in terms.items()}
