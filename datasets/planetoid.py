@@ -6,14 +6,15 @@ from the official Planetoid repository. They are read through DGL's
 processed files beside the raw ones): row-normalised features, both edge
 directions, CiteSeer's 15 isolated test nodes padded with zero rows (Kipf's
 standard fix). Protocol ``planetoid``: the public split (20 labelled nodes per
-class, 500 validation, 1000 test). Other protocols (``geom-gcn``, ``cpf``) are
-provided by :mod:`gkd_bench.datasets.splits`.
+class, 500 validation, 1000 test). ``geom-gcn`` (10 fixed 48/32/20 splits) is
+provided by :mod:`gkd_bench.datasets.splits`; ``cpf`` reads the CPF ``.npz``
+copy of Cora/CiteSeer/PubMed instead (:mod:`gkd_bench.datasets.cpf`, GLNN's
+pipeline: largest connected component, raw binary features).
 """
 from __future__ import annotations
 
 import warnings
-
-import torch
+from typing import Optional
 
 from gkd_bench.data import DatasetError, GraphData
 from gkd_bench.datasets._io import (cache_root, data_root, ensure_files, files_digest, mask_to_index,
@@ -66,17 +67,23 @@ def planetoid_raw(name: str, root=None, cache=None) -> GraphData:
 
 
 def _loader(name):
-    def load(*, root=None, cache=None, protocol: str = "planetoid", seed: int = 0, **kw) -> GraphData:
+    def load(*, root=None, cache=None, protocol: Optional[str] = None, seed: int = 0, **kw) -> GraphData:
         from gkd_bench.datasets.splits import apply_protocol
 
-        if protocol == "cpf" and name != "pubmed":
+        protocol = protocol or "planetoid"
+        if protocol == "cpf":
             from gkd_bench.datasets.cpf import load_cpf
 
-            return load_cpf(name, root=root, seed=seed, **kw)
+            return load_cpf(name, root=root, cache=cache, seed=seed, **kw)
         data = planetoid_raw(name, root, cache)
         return apply_protocol(data, protocol, seed, root=root, **kw)
 
-    load.__doc__ = f"Load ``{name}`` (Planetoid files) under ``protocol`` planetoid | geom-gcn | cpf."
+    load.__doc__ = (f"Load ``{name}`` under ``protocol`` planetoid (default; Planetoid files) | geom-gcn "
+                    f"(Planetoid files + geom-gcn split k = seed % 10) | cpf (``cpf/{name}.npz``, GLNN's "
+                    f"pipeline, see :mod:`gkd_bench.datasets.cpf`).")
+    load.default_protocol = "planetoid"
+    load.protocols = ("planetoid", "geom-gcn", "cpf")
+    load.metric = "accuracy"
     return load
 
 

@@ -25,10 +25,14 @@ def make_inductive(data: GraphData, seed: int, fraction: float = 0.2) -> GraphDa
         (held-out test nodes); ``test`` stays the union.
 
     Raises:
-        ValueError: if ``fraction`` is not in (0, 1).
+        ValueError: if ``fraction`` is not in (0, 1), or for multi-graph data
+            (PPI), whose test graphs are already unseen in training.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"inductive fraction must be in (0, 1), got {fraction}")
+    if data.graphs:
+        raise ValueError(f"dataset {data.name!r} has separate train/val/test graphs, so it is inductive by "
+                         f"construction; the node-level inductive setting does not apply (use transductive)")
     test = data.splits["test"].numpy()
     rng = np.random.RandomState(seed)
     perm = rng.permutation(len(test))

@@ -13,7 +13,7 @@ import torch
 from gkd_bench.data import DatasetError, GraphData
 from gkd_bench.datasets._io import data_root, ensure_files, mask_to_index
 
-PROTOCOLS = ("planetoid", "geom-gcn", "cpf", "platonov", "ogb", "ppi")
+PROTOCOLS = ("planetoid", "geom-gcn", "cpf", "platonov", "ogb", "ppi", "linkx")
 
 GEOM_GCN_URL = "https://raw.githubusercontent.com/graphdml-uiuc-jlu/geom-gcn/master/splits/{file}"
 
