@@ -47,6 +47,20 @@ def write_record(path: Path, record: dict) -> None:
         raise
 
 
+def ensure_writable(folder: Path) -> None:
+    """Create ``folder`` and check a file can be written in it.
+
+    Raises:
+        OSError: naming the folder, before any run starts.
+    """
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe", suffix=".tmp"):
+            pass
+    except OSError as e:
+        raise OSError(f"cannot write records into {folder}: {e.strerror or e}") from None
+
+
 def read_record(path: Path) -> Optional[dict]:
     """The record at ``path``, or ``None`` if absent or unreadable (a corrupted file is ignored)."""
     try:

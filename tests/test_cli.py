@@ -1,0 +1,140 @@
+"""The CLI end to end on real Cora in a temporary directory: run, resume, interrupt, report, bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gkd_bench.cli import main
+from tests.conftest import requires_data
+
+SUITE = """
+name: tiny
+seeds: 0-1
+datasets:
+  cora: {protocol: planetoid}
+train: {epochs: 15, patience: 15}
+models:
+  gcn: {model: gcn, hidden: 16}
+  mlp: {model: mlp, hidden: 32}
+distillers:
+  none: {}
+  kd: {lam: 0.5}
+experiments:
+  - {student: [gcn, mlp], distiller: none}
+  - {teacher: gcn, student: mlp, distiller: kd}
+"""
+
+needs_cora = requires_data("planetoid/ind.cora.x")
+
+
+def _records(results):
+    return {p.name: json.loads(p.read_text()) for p in (results / "runs" / "tiny").glob("*.json")}
+
+
+@needs_cora
+def test_run_resume_and_report(tmp_path):
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(SUITE)
+    results = tmp_path / "results"
+    cli = CliRunner()
+    r = cli.invoke(main, ["run", "--suite", str(suite), "--results-dir", str(results), "--no-timing"])
+    assert r.exit_code == 0, r.output
+    recs = _records(results)
+    assert len(recs) == 6 and all(v["status"] == "ok" for v in recs.values())
+    kd = [v for v in recs.values() if v["distiller"] == "kd"]
+    assert all(v["teacher"] == "gcn" and v["teacher_test"] is not None for v in kd)
+    # the kd student's teacher numbers are the numbers of the `none` gcn run of the same seed (cache reuse)
+    gcn = {v["seed"]: v["test"] for v in recs.values() if v["student"] == "gcn"}
+    assert all(v["teacher_test"] == pytest.approx(gcn[v["seed"]]) for v in kd)
+    for name in ("LEADERBOARD.md", "leaderboard.csv", "runs.csv"):
+        assert (results / "tiny" / name).stat().st_size > 0
+    md = (results / "tiny" / "LEADERBOARD.md").read_text()
+    assert "cora" in md and "gain_vs_none" in md and "± " in md
+    mtimes = {p: p.stat().st_mtime_ns for p in (results / "runs" / "tiny").glob("*.json")}
+    r = cli.invoke(main, ["run", "--suite", str(suite), "--results-dir", str(results), "--no-timing"])
+    assert r.exit_code == 0 and "6 done" in r.output, r.output
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # nothing retrained or rewritten
+    r = cli.invoke(main, ["report", "--results-dir", str(results), "--format", "csv"])
+    assert r.exit_code == 0 and "leaderboard.csv" in r.output
+
+
+@needs_cora
+def test_interrupt_keeps_finished_records_and_resumes(tmp_path):
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(SUITE.replace("seeds: 0-1", "seeds: 0-3").replace("epochs: 15, patience: 15",
+                                                                      "epochs: 60, patience: 60"))
+    results = tmp_path / "results"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "gkd_bench.cli", "run", "--suite", str(suite), "--results-dir", str(results),
+           "--no-timing", "--no-report"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    runs = results / "runs" / "tiny"
+    deadline = time.time() + 600
+    while time.time() < deadline and not list(runs.glob("*.json")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    kept = list(runs.glob("*.json"))
+    assert 1 <= len(kept) < 12
+    for p in kept:
+        assert json.loads(p.read_text())["status"] == "ok"  # complete, parseable records only
+    assert not list(runs.glob("*.tmp"))
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{len(kept)} done" in r.stdout
+    assert len(list(runs.glob("*.json"))) == 12
+
+
+def test_unknown_dataset_exits_non_zero_with_close_matches(tmp_path):
+    r = CliRunner().invoke(main, ["run", "--dataset", "coraa", "--results-dir", str(tmp_path)])
+    assert r.exit_code != 0
+    assert "did you mean cora" in r.output and "citeseer" in r.output
+    r = CliRunner().invoke(main, ["run", "--dataset", "nosuch", "--results-dir", str(tmp_path)])
+    assert r.exit_code != 0 and "unknown dataset 'nosuch'" in r.output and "Available datasets" in r.output
+
+
+def test_malformed_suite_names_the_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndatasets:\n  cora: [planetoid\nseeds: 0\n")
+    r = CliRunner().invoke(main, ["run", "--suite", str(bad), "--results-dir", str(tmp_path)])
+    assert r.exit_code != 0 and "line" in r.output and "bad.yaml" in r.output
+
+
+def test_missing_data_file_is_named_and_recorded_as_skipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("GKD_BENCH_OFFLINE", "1")
+    root = tmp_path / "data"
+    (root / "planetoid").mkdir(parents=True)
+    r = CliRunner().invoke(main, ["run", "--dataset", "cora", "--student", "mlp", "--distiller", "none",
+                                  "--seeds", "0", "--data-dir", str(root), "--results-dir", str(tmp_path / "res"),
+                                  "--fail-fast"])
+    assert r.exit_code != 0
+    assert "ind.cora.x" in r.output and "missing" in r.output
+    r = CliRunner().invoke(main, ["run", "--dataset", "cora", "--student", "mlp", "--distiller", "none",
+                                  "--seeds", "0", "--data-dir", str(root), "--results-dir", str(tmp_path / "res")])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(next((tmp_path / "res" / "runs" / "default").glob("*.json")).read_text())
+    assert rec["status"] == "skipped" and "ind.cora.x" in rec["error"]
+    md = (tmp_path / "res" / "default" / "LEADERBOARD.md").read_text()
+    assert "skipped" in md and "cora" in md
+
+
+def test_unwritable_results_dir_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    r = CliRunner().invoke(main, ["run", "--dataset", "cora", "--student", "mlp", "--distiller", "none",
+                                  "--seeds", "0", "--results-dir", str(blocker / "sub"), "--no-timing"])
+    assert r.exit_code != 0 and "cannot write records" in r.output
+
+
+def test_list_shows_registries():
+    r = CliRunner().invoke(main, ["list"])
+    assert r.exit_code == 0
+    assert "cora" in r.output and "gcn" in r.output and "kd" in r.output and "smoke" in r.output

@@ -1,0 +1,118 @@
+"""Registry behaviour, suite parsing, precedence and validation (DESIGN.md "Configuration")."""
+import pytest
+
+from gkd_bench.registry import DATASETS, MODELS, Registry, UnknownNameError
+from gkd_bench.spec import SuiteError, expand, load_suite, parse_seeds
+
+BASE = {
+    "name": "t", "seeds": "0-1", "datasets": {"cora": {"protocol": "planetoid"}},
+    "train": {"epochs": 5, "lr": 0.01},
+    "models": {"gcn": {"model": "gcn", "hidden": 32}, "mlp": {"model": "mlp", "train": {"lr": 0.05}}},
+    "distillers": {"none": {}, "kd": {"lam": 0.7}},
+    "experiments": [{"student": ["gcn", "mlp"], "distiller": "none"},
+                    {"teacher": "gcn", "student": "mlp", "distiller": "kd"}],
+}
+
+
+def test_registry_duplicates_and_unknown_names():
+    reg = Registry("thing")
+    reg.register("alpha")(lambda: 1)
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register("alpha")(lambda: 2)
+    with pytest.raises(UnknownNameError) as e:
+        reg.get("alpah")
+    assert "did you mean alpha" in str(e.value) and "Available things: alpha" in str(e.value)
+
+
+def test_unknown_dataset_names_close_matches():
+    with pytest.raises(UnknownNameError) as e:
+        DATASETS.get("coraa")
+    assert "cora" in str(e.value) and "citeseer" in str(e.value)
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("1,5") == [1, 5]
+    assert parse_seeds(7) == [7]
+    with pytest.raises(SuiteError, match="seeds"):
+        parse_seeds("3-1")
+
+
+def test_expand_grid_resolves_defaults_and_precedence():
+    specs = expand(BASE)
+    assert len(specs) == 3 * 2
+    gcn = next(s for s in specs if s.student["label"] == "gcn")
+    # suite value beats factory default; factory defaults are filled in
+    assert gcn.student["hparams"]["hidden"] == 32
+    assert gcn.student["hparams"]["num_layers"] == 2
+    mlp_kd = next(s for s in specs if s.distiller["label"] == "kd")
+    assert mlp_kd.student["train"]["lr"] == 0.05 and mlp_kd.student["train"]["epochs"] == 5
+    assert mlp_kd.teacher["hparams"]["hidden"] == 32
+    assert mlp_kd.distiller["hparams"] == {"lam": 0.7, "T": 1.0, "kl_reduction": "batchmean", "kd_nodes": "all"}
+    # per-dataset override beats suite, --set beats override
+    suite = {**BASE, "overrides": {"cora": {"models": {"gcn": {"hidden": 48}}}}}
+    assert next(s for s in expand(suite) if s.student["label"] == "gcn").student["hparams"]["hidden"] == 48
+    s2 = expand(suite, sets=["models.gcn.hidden=16"])
+    assert next(s for s in s2 if s.student["label"] == "gcn").student["hparams"]["hidden"] == 16
+
+
+def test_config_id_ignores_seed_but_not_hyperparameters():
+    a = expand(BASE)
+    same_cfg = [s for s in a if s.student["label"] == "gcn"]
+    assert same_cfg[0].config_id == same_cfg[1].config_id
+    assert same_cfg[0].run_id != same_cfg[1].run_id
+    b = expand(BASE, sets=["models.gcn.dropout=0.1"])
+    assert next(s for s in b if s.student["label"] == "gcn").config_id != same_cfg[0].config_id
+
+
+def test_filters_narrow_and_compose_ad_hoc_runs():
+    specs = expand(BASE, distillers=["kd"], seeds="0")
+    assert [(s.teacher["label"], s.student["label"]) for s in specs] == [("gcn", "mlp")]
+    adhoc = expand(BASE, teachers=["gat"], students=["mlp"], distillers=["kd"], seeds="0")
+    assert adhoc[0].teacher["model"] == "gat" and adhoc[0].teacher["hparams"]["heads"] == 8
+
+
+@pytest.mark.parametrize("patch,match", [
+    ({"models": {"gcn": {"model": "gcn", "hiden": 3}}}, r"unknown hyperparameter\(s\) \['hiden'\]"),
+    ({"train": {"epoch": 3}}, r"unknown train option"),
+    ({"distillers": {"kd": {"temperature": 2}}}, r"distiller 'kd': unknown hyperparameter"),
+    ({"experiments": [{"student": "mlp", "distiller": "kd"}]}, "needs a teacher"),
+    ({"datasets": {"cora": {"protcol": "x"}}}, "unknown option"),
+])
+def test_bad_suites_raise_clear_errors(patch, match):
+    with pytest.raises(SuiteError, match=match):
+        expand({**BASE, **patch})
+
+
+def test_unknown_names_in_suite_raise_before_training():
+    with pytest.raises(UnknownNameError, match="unknown model 'gcnn'"):
+        expand({**BASE, "models": {"gcn": {"model": "gcnn"}}})
+    with pytest.raises(UnknownNameError, match="unknown dataset"):
+        expand(BASE, datasets=["nosuch"])
+    with pytest.raises(SuiteError, match="--set"):
+        expand(BASE, sets=["nonsense"])
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: bad\nseeds: 0-1\ndatasets:\n  cora: {protocol: planetoid\ntrain: {}\n")
+    with pytest.raises(SuiteError, match=r"bad.yaml, line \d+"):
+        load_suite(str(p))
+    p.write_text("name: x\nbogus: 1\n")
+    with pytest.raises(SuiteError, match="unknown key"):
+        load_suite(str(p))
+
+
+def test_shipped_suites_expand():
+    for name in ("default", "smoke"):
+        assert expand(load_suite(name))
+    with pytest.raises(SuiteError, match="unknown suite"):
+        load_suite("nosuchsuite")
+
+
+def test_every_model_factory_has_in_dim_and_num_classes():
+    import inspect
+
+    for name in MODELS:
+        params = inspect.signature(MODELS.get(name)).parameters
+        assert "in_dim" in params and "num_classes" in params, name
