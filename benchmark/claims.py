@@ -1,0 +1,164 @@
+"""Plain-words checks of published claims against a leaderboard (``gkd_bench.report.leaderboard``).
+
+:func:`alignahead_claims` checks the two claims of Alignahead (Guo et al.,
+IJCNN 2022) and Alignahead++ (arXiv 2210.13743), per dataset:
+
+1. every online student beats the same model trained alone;
+2. the gain grows with the number of students K.
+
+Whatever the answer, it is what the records show: nothing here is tuned.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import List, Optional
+
+import pandas as pd
+
+ONLINE = ("alignahead", "alignahead++")
+
+
+def _num(v) -> Optional[float]:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def _pm(mean, std=None) -> str:
+    mean, std = _num(mean), _num(std)
+    if mean is None:
+        return ""
+    return f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+
+
+def variant_name(distiller_hparams: dict) -> str:
+    """``Alignahead`` (structure only), ``Alignahead++`` (+ features + deep supervision) or the
+    switched-on parts, with the pairing and initialisation when they are not the defaults."""
+    fa, ds = bool(distiller_hparams.get("feature_align")), bool(distiller_hparams.get("deep_supervision"))
+    name = {(False, False): "Alignahead", (True, True): "Alignahead++",
+            (True, False): "Alignahead + features", (False, True): "Alignahead + deep supervision"}[(fa, ds)]
+    extras = []
+    if distiller_hparams.get("pairing", "ahead-code") != "ahead-code":
+        extras.append(f"pairing {distiller_hparams['pairing']}")
+    if distiller_hparams.get("identical_init"):
+        extras.append("identical init")
+    if _num(distiller_hparams.get("a", 1.0)) != 1.0:
+        extras.append(f"a={distiller_hparams['a']}")
+    return name + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _student_cols(row: pd.Series) -> List[str]:
+    cols = [c for c in row.index if re.fullmatch(r"test_s\d+_mean", c) and _num(row[c]) is not None]
+    return sorted(cols, key=lambda c: int(c[6:-5]))
+
+
+def _gain(row) -> str:
+    g = _num(row.get("gain_vs_none"))
+    if g is None:
+        return ""
+    return f"{g:+.2f}" + (" ~" if bool(row.get("gain_within_std")) else "")
+
+
+def alignahead_claims(lb: pd.DataFrame) -> str:
+    """Markdown section: per dataset, the student alone and every Alignahead variant by K, and the
+    papers' two claims checked in plain words.
+
+    Args:
+        lb: a leaderboard (``gkd_bench.report.leaderboard``) with the columns
+            ``dataset, split, setting, student, distiller_name, hparams,
+            test_mean, test_std, n`` and, for online runs, ``test_s<k>_mean``,
+            ``test_min_student_mean``, ``test_best_student_mean``,
+            ``test_ensemble_mean``, ``gain_vs_none``, ``gain_vs_none_std``,
+            ``gain_within_std``.
+
+    Returns:
+        Markdown text ("" when ``lb`` has no alignahead rows).
+
+    Claim 1 holds for a (variant, K) when the mean over seeds of every
+    student index (``test_s<k>_mean``) is above the mean of the student
+    alone; claim 2 holds for a variant when its gain over the student alone
+    grows strictly from each K to the next (K = 1 is the student alone, gain
+    0). Differences within one std of the paired differences are called so.
+    """
+    if lb.empty or "distiller_name" not in lb or not lb["distiller_name"].isin(ONLINE).any():
+        return ""
+    out = ["## Alignahead claims\n",
+           "Per dataset: the student alone (K = 1, `none`) and each online variant with K peer students. "
+           "`students` = mean over the K students (mean ± std over seeds), `worst` / `best (val)` = the "
+           "worst student and the student with the best validation score (means over seeds), `ensemble` = "
+           "mean logits of the K students, `gain` = paired gain of the mean student over the student alone "
+           "('~': within one std). Claim 1: every online student beats the same model trained alone "
+           "(each student index, mean over seeds, above the alone mean). Claim 2: the gain grows with K.\n"]
+    keys = ["dataset", "split", "setting", "student"]
+    for key, g in lb.groupby(keys, sort=True):
+        online = g[g["distiller_name"].isin(ONLINE)]
+        if online.empty:
+            continue
+        ds, split, setting, student = key
+        alone = g[g["distiller_name"] == "none"]
+        alone_row = alone.iloc[0] if not alone.empty else None
+        alone_mean = _num(alone_row["test_mean"]) if alone_row is not None else None
+        out.append(f"### {ds} — {split} split, {setting}, student `{student}`\n")
+        rows = []
+        if alone_row is not None:
+            rows.append({"method": "alone", "K": 1, "students": _pm(alone_row["test_mean"], alone_row.get("test_std")),
+                         "worst": "", "best (val)": "", "ensemble": "", "gain": "", "n": int(alone_row["n"])})
+        variants = {}
+        for _, r in online.iterrows():
+            hp = json.loads(r["hparams"])["distiller"]
+            K = int(hp.get("num_students", 2))
+            variants.setdefault(variant_name(hp), []).append((K, r))
+        for name in sorted(variants):
+            for K, r in sorted(variants[name], key=lambda t: t[0]):
+                rows.append({"method": name, "K": K, "students": _pm(r["test_mean"], r.get("test_std")),
+                             "worst": _pm(r.get("test_min_student_mean")),
+                             "best (val)": _pm(r.get("test_best_student_mean")),
+                             "ensemble": _pm(r.get("test_ensemble_mean")), "gain": _gain(r), "n": int(r["n"])})
+        out.append(pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True))
+        out.append("")
+        if alone_mean is None:
+            out.append(f"- No `none` run of `{student}` on {ds}: the claims cannot be checked.\n")
+            continue
+        for name in sorted(variants):
+            runs = [(K, r) for K, r in sorted(variants[name], key=lambda t: t[0]) if K >= 2]
+            if not runs:
+                continue
+            # claim 1: every student index above the student alone
+            verdicts = []
+            for K, r in runs:
+                cols = _student_cols(r)
+                if not cols:
+                    continue
+                lowest = min(_num(r[c]) for c in cols)
+                ok = lowest > alone_mean
+                note = ", gain within one std" if ok and bool(r.get("gain_within_std")) else ""
+                verdicts.append((ok, f"K={K} {'yes' if ok else 'no'} (lowest student {lowest:.2f}{note})"))
+            overall = ("yes" if all(v for v, _ in verdicts) else
+                       "no" if not any(v for v, _ in verdicts) else "partly")
+            c1 = f"{overall} (alone {alone_mean:.2f}): " + "; ".join(t for _, t in verdicts)
+            # claim 2
+            gains = [(1, 0.0, None)] + [(K, _num(r.get("gain_vs_none")), r) for K, r in runs]  # K=1: alone
+            gains = [t for t in gains if t[1] is not None]
+            seq = ", ".join(f"{g:+.2f} (K={K})" for K, g, _ in gains)
+            if len(gains) < 3:
+                c2 = f"not checkable (gains {seq}: fewer than two online K)"
+            else:
+                steps = [(a, b) for a, b in zip(gains, gains[1:])]
+                grows = all(b[1] > a[1] for a, b in steps)
+                within = [f"K={a[0]}->{b[0]}" for a, b in steps
+                          if b[2] is not None and _num(b[2].get("gain_vs_none_std")) is not None
+                          and abs(b[1] - a[1]) <= _num(b[2].get("gain_vs_none_std"))]
+                c2 = ("yes" if grows else "no") + f": gains {seq}"
+                if not grows:
+                    drops = [f"K={a[0]}->{b[0]}" for a, b in steps if b[1] <= a[1]]
+                    c2 += f"; no growth at {', '.join(drops)}"
+                if within:
+                    c2 += f"; steps within one std of the paired differences: {', '.join(within)}"
+            out.append(f"- **{name}** — claim 1 (every online student beats the same model alone): {c1}.")
+            out.append(f"  Claim 2 (the gain grows with K): {c2}.")
+        out.append("")
+    return "\n".join(out) + "\n"
