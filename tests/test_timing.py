@@ -1,0 +1,178 @@
+"""Latency scenarios, online prediction paths, memory and speedups (gkd_bench.timing)."""
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+
+from conftest import synthetic_graph
+from gkd_bench import timing
+from gkd_bench.data import ModelOutput
+from gkd_bench.registry import MODELS
+from gkd_bench.timing import (latency_columns, online_forward, online_nodes, online_plan, parse_batches,
+                              peak_memory_mb, receptive_hops, speedup, time_callable)
+
+FAST = 0.002  # seconds per blocked_autorange in tests
+
+
+def build(name, data, **kw):
+    torch.manual_seed(0)
+    return MODELS.get(name)(in_dim=data.num_features, num_classes=data.num_classes, **kw).eval()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_graph(n=120, f=10, c=3, seed=2)
+
+
+# ------------------------------------------------------------------ online paths
+@pytest.mark.parametrize("name, kw", [("gcn", {}), ("gcn", {"num_layers": 3}), ("sage", {}), ("gat", {}),
+                                      ("mlp", {})])
+def test_online_forward_equals_full_graph_rows(data, name, kw):
+    model = build(name, data, **kw)
+    nodes = torch.tensor([5, 17, 5, 99, 0, 64])  # a repeat included
+    with torch.no_grad():
+        full = model(data.graph, data.x).logits[nodes]
+        online = online_forward(model, data.graph, data.x, nodes)
+    torch.testing.assert_close(online, full, rtol=1e-5, atol=1e-6)
+
+
+def test_gcn_needs_one_more_hop_than_layers(data):
+    gcn, sage, gat = build("gcn", data), build("sage", data), build("gat", data, num_layers=3)
+    assert receptive_hops(gcn) == 3 and receptive_hops(sage) == 2 and receptive_hops(gat) == 3
+    nodes = torch.arange(0, 120, 7)
+    with torch.no_grad():
+        full = gcn(data.graph, data.x).logits[nodes]
+        gcn.num_hops = 2  # what a layer count alone would give: source degrees wrong at the boundary
+        short = online_forward(gcn, data.graph, data.x, nodes)
+    assert not torch.allclose(short, full, atol=1e-5)
+
+
+def test_sampled_neighbourhood(data):
+    sage = build("sage", data, fan_out=[1000, 1000])  # fan-out above every degree = full neighbourhood
+    nodes = torch.tensor([3, 40, 41])
+    with torch.no_grad():
+        full = sage(data.graph, data.x).logits[nodes]
+        torch.testing.assert_close(online_forward(sage, data.graph, data.x, nodes, sampled=True), full)
+        small = build("sage", data, fan_out=[1, 1])
+        assert online_forward(small, data.graph, data.x, nodes, sampled=True).shape == (3, data.num_classes)
+    with pytest.raises(ValueError, match="one entry per layer"):
+        online_plan(build("sage", data, fan_out=[5]), data.graph, data.x, sampled=True)
+    with pytest.raises(ValueError, match="has no fan_out"):
+        online_plan(build("gcn", data), data.graph, data.x, sampled=True)
+
+
+class HookModel(torch.nn.Module):
+    """A model with its own online path (like SA-MLP): only online_forward."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.lin = torch.nn.Linear(10, c)
+        self.calls = 0
+
+    def forward(self, graph, x):
+        return ModelOutput(self.lin(x))
+
+    def online_forward(self, graph, x, nodes):
+        self.calls += 1
+        return ModelOutput(self.lin(x[nodes]))
+
+
+class SplitHookModel(HookModel):
+    def online_gather(self, graph, x, nodes):
+        return (x[nodes],)
+
+    def online_compute(self, xb):
+        self.calls += 1
+        return self.lin(xb)
+
+
+def test_online_forward_hook_is_used(data):
+    m = HookModel(data.num_classes).eval()
+    cols = latency_columns(m, None, data, 0, batches=[10], min_run_time=FAST, memory=False)
+    assert m.calls > 0
+    assert cols["latency_online10_ms"] > 0 and math.isnan(cols["latency_online10_model_ms"])
+    s = SplitHookModel(data.num_classes).eval()
+    cols = latency_columns(s, None, data, 0, batches=[10], min_run_time=FAST, memory=False)
+    assert s.calls > 0 and cols["latency_online10_model_ms"] > 0
+    nodes = torch.tensor([1, 2, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(online_forward(s, data.graph, data.x, nodes), s.lin(data.x[nodes]))
+
+
+def test_message_passing_model_without_layers_is_an_error(data):
+    class Odd(torch.nn.Module):
+        def forward(self, graph, x):
+            return ModelOutput(x)
+
+    with pytest.raises(ValueError, match="num_hops"):
+        online_plan(Odd(), data.graph, data.x)
+
+
+# ------------------------------------------------------------------ online nodes
+def test_online_nodes_are_seeded_test_nodes(data):
+    test = set(data.splits["test"].tolist())
+    a = online_nodes(data, 10, 3)
+    torch.manual_seed(123)  # the global RNG does not matter
+    b = online_nodes(data, 10, 3)
+    assert torch.equal(a, b) and len(a) == 10 and len(set(a.tolist())) == 10 and set(a.tolist()) <= test
+    assert not torch.equal(a, online_nodes(data, 10, 4))
+    big = online_nodes(data, 1024, 0)  # more than the 60 test nodes: each once, the rest with replacement
+    assert len(big) == 1024 and set(big.tolist()) == test
+    with pytest.raises(ValueError, match="batch size must be >= 1"):
+        online_nodes(data, 0, 0)
+
+
+def test_parse_batches():
+    assert parse_batches([10, 1, 1024, 10]) == (1, 10, 1024)
+    for bad in ([0], [2.5], ["x"]):
+        with pytest.raises(ValueError):
+            parse_batches(bad)
+
+
+# ------------------------------------------------------------------ speedup
+def test_speedup_is_a_ratio_of_timings_from_this_process():
+    t = time_callable(lambda: sum(range(2000)), FAST)
+    s = time_callable(lambda: sum(range(20)), FAST)
+    assert t["pid"] == s["pid"] == os.getpid() and t["threads"] == torch.get_num_threads()
+    assert speedup(t, s) == t["median_ms"] / s["median_ms"]
+    assert speedup(t, s) > 1
+    with pytest.raises(ValueError, match="both timings from this process"):
+        speedup({**t, "pid": os.getpid() + 1}, s)
+    with pytest.raises(ValueError, match="equal thread counts"):
+        speedup({**t, "threads": t["threads"] + 1}, s)
+
+
+def test_latency_columns_measure_teacher_and_student_together(data, monkeypatch):
+    calls = []
+    real = timing.speedup
+
+    def spy(t, s):
+        calls.append((t["pid"], s["pid"]))
+        return real(t, s)
+
+    monkeypatch.setattr(timing, "speedup", spy)
+    teacher, student = build("sage", data, fan_out=[3, 3]), build("mlp", data)
+    cols = latency_columns(student, teacher, data, 0, batches=[1, 10], min_run_time=FAST, memory=True)
+    assert calls and all(p == (os.getpid(), os.getpid()) for p in calls)
+    for name in ("full", "online1", "online10"):
+        assert cols[f"speedup_{name}"] == cols[f"teacher_latency_{name}_ms"] / cols[f"latency_{name}_ms"]
+        assert cols[f"latency_{name}_ms"] > 0 and cols[f"latency_{name}_p90_ms"] >= cols[f"latency_{name}_ms"]
+        assert cols[f"mem_{name}_mb"] >= 0 and cols[f"teacher_mem_{name}_mb"] >= 0
+    for b in (1, 10):
+        assert cols[f"speedup_online{b}_model"] == (cols[f"teacher_latency_online{b}_model_ms"]
+                                                    / cols[f"latency_online{b}_model_ms"])
+        assert cols[f"speedup_online{b}_sampled"] == (cols[f"teacher_latency_online{b}_sampled_ms"]
+                                                      / cols[f"latency_online{b}_ms"])
+    assert "latency_online1024_ms" not in cols and cols["latency_threads"] == torch.get_num_threads()
+
+
+# ------------------------------------------------------------------ memory
+@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK), reason="needs /proc/self/clear_refs (Linux)")
+def test_peak_memory_sees_a_64_mib_allocation():
+    big = peak_memory_mb(lambda: torch.ones(16 * 2**20), torch.device("cpu"))  # 64 MiB of float32
+    small = peak_memory_mb(lambda: torch.ones(16), torch.device("cpu"))
+    assert 60 <= big <= 200
+    assert small < 8
