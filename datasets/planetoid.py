@@ -66,6 +66,31 @@ def planetoid_raw(name: str, root=None, cache=None) -> GraphData:
     return validate(data, str(root / "planetoid" / f"ind.{name}.*"))
 
 
+FEATURES = ("normalized", "binary")
+
+
+def with_features(data: GraphData, features: str) -> GraphData:
+    """Feature variant of a Planetoid dataset.
+
+    ``normalized``: DGL's row-normalised bag-of-words (Kipf & Welling's
+    preprocessing; the default). ``binary``: the raw 0/1 bag-of-words of the
+    Planetoid files, recovered exactly as ``x > 0`` (Cora and CiteSeer features
+    are binary), which is what GLNN/CPF feed their models; METHODS.md shows
+    GLNN-style KD collapses on row-normalised features. The version string
+    records the variant.
+
+    Raises:
+        ValueError: unknown variant, or ``binary`` for PubMed (TF-IDF, not binary).
+    """
+    if features not in FEATURES:
+        raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+    if features == "normalized":
+        return data
+    if data.name == "pubmed":
+        raise ValueError("pubmed's Planetoid features are TF-IDF values, not binary: use features=normalized")
+    return data.replace(x=(data.x > 0).float(), version=data.version + "-binary")
+
+
 def _loader(name):
     def load(*, root=None, cache=None, protocol: Optional[str] = None, seed: int = 0, **kw) -> GraphData:
         from gkd_bench.datasets.splits import apply_protocol
@@ -75,10 +100,12 @@ def _loader(name):
             from gkd_bench.datasets.cpf import load_cpf
 
             return load_cpf(name, root=root, cache=cache, seed=seed, **kw)
-        data = planetoid_raw(name, root, cache)
+        features = kw.pop("features", "normalized")
+        data = with_features(planetoid_raw(name, root, cache), features)
         return apply_protocol(data, protocol, seed, root=root, **kw)
 
     load.__doc__ = (f"Load ``{name}`` under ``protocol`` planetoid (default; Planetoid files) | geom-gcn "
+                    f"(option ``features``: normalized (default) | binary, see :func:`with_features`) | "
                     f"(Planetoid files + geom-gcn split k = seed % 10) | cpf (``cpf/{name}.npz``, GLNN's "
                     f"pipeline, see :mod:`gkd_bench.datasets.cpf`).")
     load.default_protocol = "planetoid"
