@@ -1,0 +1,328 @@
+"""SA-MLP student, structure-mixing KD and the inductive two-stage variant (issue 5)."""
+from __future__ import annotations
+
+import math
+
+import dgl
+import pytest
+import torch
+from torch.nn import functional as F
+
+from gkd_bench.data import GraphData, ModelOutput
+from gkd_bench.datasets.settings import make_inductive
+from gkd_bench.fit import TrainConfig, fit, make_batch
+from gkd_bench.methods.sa_mlp import SAMLP, adjacency_csr, gather_rows
+from gkd_bench.methods.sa_mlp_ind import SAMLPInd
+from gkd_bench.methods.sa_mlp_smkd import SAMLPSMKD, mix_targets, mixed_kd_loss
+from gkd_bench.registry import DISTILLERS, MODELS
+from gkd_bench.runner import build_model, evaluate
+from gkd_bench.spec import expand, load_suite
+
+
+# ----------------------------------------------------------------------------- fixtures
+def random_graph(n=40, m=120, seed=0):
+    """Directed random edges with duplicates and self-loops (the CSR must merge/drop them)."""
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(n, (m,), generator=g)
+    dst = torch.randint(n, (m,), generator=g)
+    src = torch.cat([src, torch.tensor([0, 0, 5, 5])])  # a duplicate pair and a self-loop
+    dst = torch.cat([dst, torch.tensor([1, 1, 5, 5])])
+    return dgl.graph((src, dst), num_nodes=n), src, dst
+
+
+def dense_adjacency(n, src, dst, self_loops=False):
+    """Independent dense reference: binary, symmetric, no self-loops (+I if asked)."""
+    a = torch.zeros(n, n)
+    a[src, dst] = 1.0
+    a[dst, src] = 1.0
+    a.fill_diagonal_(1.0 if self_loops else 0.0)
+    return a
+
+
+def synthetic_data(n=60, f=6, c=3, seed=0):
+    g, _, _ = random_graph(n, 3 * n, seed)
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.randint(c, (n,), generator=gen)
+    x = torch.randn(n, f, generator=gen) + F.one_hot(y, f).float()
+    perm = torch.randperm(n, generator=gen)
+    splits = {"train": perm[:15].sort().values, "val": perm[15:30].sort().values, "test": perm[30:].sort().values}
+    return GraphData(name="synthetic", graph=g, x=x, y=y, splits=splits, num_classes=c, protocol="test")
+
+
+def teacher_logits(view, seed=1):
+    return ModelOutput(torch.randn(view.num_nodes, view.num_classes,
+                                   generator=torch.Generator().manual_seed(seed)) * 2)
+
+
+# ----------------------------------------------------------------------------- structure encoder
+def test_csr_matches_dense_and_gather_rows():
+    n = 12
+    g, src, dst = random_graph(n, 30, seed=3)
+    indptr, indices = adjacency_csr(g)
+    dense = torch.zeros(n, n)
+    rows = torch.repeat_interleave(torch.arange(n), indptr[1:] - indptr[:-1])
+    dense[rows, indices] = 1.0
+    assert len(indices) == int(dense_adjacency(n, src, dst).sum())  # duplicates merged, self-loops gone
+    assert torch.equal(dense, dense_adjacency(n, src, dst))
+    nodes = torch.tensor([3, 0, 3, 11])
+    cols, offsets = gather_rows(indptr, indices, nodes)
+    for k, v in enumerate(nodes.tolist()):
+        assert cols[offsets[k]:offsets[k + 1]].tolist() == dense[v].nonzero().flatten().tolist()
+
+
+@pytest.mark.parametrize("adj_norm,self_loops", [("none", False), ("mean", False), ("sym", False),
+                                                 ("none", True)])
+def test_structure_encoder_equals_dense_product(adj_norm, self_loops):
+    n = 25
+    g, src, dst = random_graph(n, 60, seed=1)
+    model = SAMLP(4, 3, hidden=7, adj_norm=adj_norm, self_loops=self_loops).bind(n)
+    a = dense_adjacency(n, src, dst, self_loops)
+    deg = a.sum(1).clamp(min=1)
+    if adj_norm == "mean":
+        a = a / deg[:, None]
+    elif adj_norm == "sym":
+        a = a / (deg[:, None] * deg[None, :]).sqrt()
+    w_ref = model.struct_weight.detach().clone().requires_grad_(True)
+    upstream = torch.randn(n, 7)
+    s = model.structure(g)
+    ref = a @ w_ref
+    torch.testing.assert_close(s, ref, rtol=1e-5, atol=1e-6)
+    (s * upstream).sum().backward()
+    (ref * upstream).sum().backward()
+    torch.testing.assert_close(model.struct_weight.grad, w_ref.grad, rtol=1e-5, atol=1e-6)
+    assert model.struct_weight.grad.abs().sum() > 0
+    # a subset of rows (EmbeddingBag's own backward, not the symmetric shortcut)
+    model.struct_weight.grad, w_ref.grad = None, None
+    nodes = torch.tensor([4, 0, 4, 24])
+    s, ref = model.structure(g, nodes), a[nodes] @ w_ref
+    torch.testing.assert_close(s, ref, rtol=1e-5, atol=1e-6)
+    (s * upstream[:4]).sum().backward()
+    (ref * upstream[:4]).sum().backward()
+    torch.testing.assert_close(model.struct_weight.grad, w_ref.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_forward_follows_the_equations():
+    n = 20
+    g, src, dst = random_graph(n, 50, seed=2)
+    x = torch.randn(n, 5)
+    model = SAMLP(5, 4, hidden=6, dropout=0.3).bind(n).eval()
+    out, parts = model.forward_parts(g, x)
+    a = dense_adjacency(n, src, dst)
+    h_a = (a @ model.struct_weight + model.struct_bias).relu()
+    h_x = (x @ model.feat.weight.T + model.feat.bias).relu()
+    alpha = torch.sigmoid(torch.cat([h_a, h_x], 1) @ model.gate.weight.T + model.gate.bias)
+    z = alpha * model.dec_a(h_a) + (1 - alpha) * model.dec_x(h_x)
+    torch.testing.assert_close(out.logits, z, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.hidden[0], h_a, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(parts["alpha"], alpha, rtol=1e-5, atol=1e-6)
+    assert len(out.hidden) == 2 and out.hidden[1].shape == (n, 6)
+
+
+def test_online_forward_equals_full_forward_rows():
+    data = synthetic_data()
+    nodes = torch.tensor([7, 0, 59, 7, 31])
+    model = MODELS.get("sa_mlp")(in_dim=6, num_classes=3, hidden=8, adj_norm="sym").bind(data.num_nodes).eval()
+    with torch.no_grad():
+        full = model(data.graph, data.x).logits
+        online = model.online_forward(data.graph, data.x, nodes).logits
+    torch.testing.assert_close(online, full[nodes], rtol=1e-5, atol=1e-6)
+    from gkd_bench.timing import online_forward as timed_online  # the latency scenario's path (hooks)
+    with torch.no_grad():
+        torch.testing.assert_close(timed_online(model, data.graph, data.x, nodes), full[nodes], rtol=1e-5, atol=1e-6)
+    # inductive binding: full graph with unseen nodes, predictor and adjacency modes
+    ind = make_inductive(data, seed=0, fraction=0.3)
+    nodes = torch.cat([ind.splits["test_ind"][:3], ind.splits["train"][:3]])
+    for unseen in ("predictor", "adjacency"):
+        m = SAMLP(6, 3, hidden=8, unseen=unseen).bind_data(ind).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(m.online_forward(ind.graph, ind.x, nodes).logits,
+                                       m(ind.graph, ind.x).logits[nodes], rtol=1e-5, atol=1e-6)
+        xs, cols, offsets, weights, is_unseen = m.online_gather(ind.graph, ind.x, nodes)
+        assert is_unseen.tolist() == [True] * 3 + [False] * 3
+        # predictor mode gathers adjacency rows of the 3 seen nodes only
+        assert len(offsets) - 1 == (3 if unseen == "predictor" else 6)
+
+
+def test_bad_input_is_rejected():
+    with pytest.raises(ValueError, match="adj_norm"):
+        SAMLP(4, 2, adj_norm="rw")
+    with pytest.raises(ValueError, match="unseen"):
+        SAMLP(4, 2, unseen="zero")
+    g, _, _ = random_graph(10, 20)
+    model = SAMLP(4, 2).bind(12)
+    with pytest.raises(ValueError, match="got a graph of 10 nodes"):
+        model(g, torch.randn(10, 4))
+    with pytest.raises(ValueError, match="sa_mlp student"):
+        SAMLPSMKD().setup(None, MODELS.get("mlp")(in_dim=4, num_classes=2), None)
+    with pytest.raises(ValueError, match="unseen='predictor'"):
+        SAMLPInd().setup(None, SAMLP(4, 2), None)
+    with pytest.raises(ValueError, match="mix"):
+        SAMLPSMKD(mix="features")
+
+
+# ----------------------------------------------------------------------------- SMKD
+def test_mixed_targets_sum_to_one_and_lie_between_teachers():
+    gen = torch.Generator().manual_seed(0)
+    p_i = torch.softmax(torch.randn(50, 6, generator=gen) * 3, -1)
+    p_j = torch.softmax(torch.randn(50, 6, generator=gen) * 3, -1)
+    lam = torch.distributions.Beta(0.4, 0.4).sample((50,))
+    mixed = mix_targets(p_i, p_j, lam)
+    torch.testing.assert_close(mixed.sum(-1), torch.ones(50))
+    assert (mixed >= torch.minimum(p_i, p_j) - 1e-7).all() and (mixed <= torch.maximum(p_i, p_j) + 1e-7).all()
+    torch.testing.assert_close(mix_targets(p_i, p_j, torch.ones(50)), p_i)
+    # row 0 by hand
+    l0 = float(lam[0])
+    torch.testing.assert_close(mixed[0], l0 * p_i[0] + (1 - l0) * p_j[0])
+
+
+def test_mixed_kd_loss_golden_value():
+    z = torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    p = torch.tensor([[0.7, 0.2, 0.1], [0.0, 0.5, 0.5]])
+    T = 2.0
+    q = [[math.exp(v / T) for v in row] for row in z.tolist()]
+    q = [[v / sum(row) for v in row] for row in q]
+    kl = sum(pv * math.log(pv / qv) for prow, qrow in zip(p.tolist(), q) for pv, qv in zip(prow, qrow) if pv > 0)
+    assert mixed_kd_loss(z, p, T).item() == pytest.approx(T * T * kl / 2, rel=1e-5)
+    assert mixed_kd_loss(z, p, T, "elementwise").item() == pytest.approx(T * T * kl / 6, rel=1e-5)
+
+
+def test_mixing_in_encoder_space_equals_mixing_adjacency_rows():
+    """W_A (lam a_i + (1-lam) a_j) == lam W_A a_i + (1-lam) W_A a_j, i.e. the mixed input is encoded exactly."""
+    n = 18
+    g, src, dst = random_graph(n, 40, seed=4)
+    x = torch.randn(n, 5)
+    model = SAMLP(5, 3, hidden=6).bind(n).eval()
+    parts = model.encode(g, x)
+    a = dense_adjacency(n, src, dst)
+    i, j, lam = torch.tensor([1, 4, 9]), torch.tensor([2, 4, 17]), torch.tensor([0.3, 0.9, 0.5])
+    w = lam[:, None]
+    a_mix = w * a[i] + (1 - w) * a[j]
+    x_mix = w * x[i] + (1 - w) * x[j]
+    z_ref, _ = model.decode(a_mix @ model.struct_weight, x_mix @ model.feat.weight.T)
+    z, _ = model.decode(w * parts["s"][i] + (1 - w) * parts["s"][j], w * parts["xw"][i] + (1 - w) * parts["xw"][j])
+    torch.testing.assert_close(z.logits, z_ref.logits, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- fit steps
+def _run_steps(data, student_kw, distiller_name, distiller_kw, epochs=3):
+    view = data.training_view()
+    model = build_model({"model": "sa_mlp", "hparams": student_kw}, data)
+    dist = DISTILLERS.get(distiller_name)(**distiller_kw)
+    tout = teacher_logits(view)
+    dist.setup(view, model, tout)
+    opt = torch.optim.Adam(list(model.parameters()), lr=0.01)
+    terms = dist.train_step(make_batch(view, dist), model, opt, tout)
+    return model, dist, view, tout, terms
+
+
+@pytest.mark.parametrize("distiller,kw", [("kd", {"lam": 0.5}), ("sa_mlp_smkd", {"gamma": 1.0, "mix": "both"}),
+                                          ("sa_mlp_smkd", {"gamma": 0.5, "pairs": 7, "alpha": 0.3}),
+                                          ("sa_mlp_ind", {"gamma": 1.0})])
+def test_one_step_finite_and_gradients_reach_the_student(distiller, kw):
+    data = make_inductive(synthetic_data(), seed=0) if distiller == "sa_mlp_ind" else synthetic_data()
+    student = {"hidden": 8, "unseen": "predictor" if distiller == "sa_mlp_ind" else "adjacency"}
+    model, _, _, _, terms = _run_steps(data, student, distiller, kw)
+    assert math.isfinite(terms["loss"])
+    if kw.get("gamma"):
+        assert terms["mix"] > 0
+    for name in ("struct_weight", "feat.weight", "gate.weight", "dec_a.0.weight", "dec_x.0.weight"):
+        grad = dict(model.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_smkd_mixing_term_changes_the_gradient():
+    data = synthetic_data()
+    grads = []
+    for gamma in (0.0, 1.0):
+        torch.manual_seed(0)
+        model, *_ = _run_steps(data, {"hidden": 8, "dropout": 0.0}, "sa_mlp_smkd", {"gamma": gamma})
+        grads.append(model.struct_weight.grad.clone())
+    assert not torch.allclose(grads[0], grads[1])
+
+
+# ----------------------------------------------------------------------------- inductive path
+class RowSpy:
+    """Records the global node ids whose adjacency rows SAMLP reads (through _neighbour_lists)."""
+
+    def __init__(self, monkeypatch, data, view):
+        self.reads, self.phase = {"train": set(), "test": set()}, "train"
+        self.graph_sizes = {"train": set(), "test": set()}
+        orig = SAMLP._neighbour_lists
+        parent, n_full = view.extra["parent_ids"], data.num_nodes
+        spy = self
+
+        def wrapped(model, graph, nodes):
+            n = graph.num_nodes()
+            ids = torch.arange(n) if nodes is None else nodes
+            glob = ids if (n == n_full and n != len(parent)) else parent[ids]
+            spy.reads[spy.phase].update(glob.tolist())
+            spy.graph_sizes[spy.phase].add(n)
+            return orig(model, graph, nodes)
+
+        monkeypatch.setattr(SAMLP, "_neighbour_lists", wrapped)
+
+
+@pytest.mark.parametrize("unseen,distiller", [("predictor", "sa_mlp_ind"), ("adjacency", "kd")])
+def test_inductive_training_never_reads_held_out_rows(monkeypatch, unseen, distiller):
+    data = make_inductive(synthetic_data(n=80), seed=1, fraction=0.3)
+    view = data.training_view()
+    held_out = set(data.splits["test_ind"].tolist())
+    assert held_out and not held_out & set(view.extra["parent_ids"].tolist())
+    spy = RowSpy(monkeypatch, data, view)
+    torch.manual_seed(0)
+    model = build_model({"model": "sa_mlp", "hparams": {"hidden": 8, "unseen": unseen}}, data)
+    dist = DISTILLERS.get(distiller)(lam=0.5)
+    tout = teacher_logits(view)
+    dist.setup(view, model, tout)
+    fit(model, dist, view, tout, TrainConfig(epochs=6, patience=6))
+    assert spy.reads["train"], "the spy saw no adjacency read"
+    assert spy.graph_sizes["train"] == {view.num_nodes}
+    assert not spy.reads["train"] & held_out
+    spy.phase = "test"
+    res = evaluate(model, data, view)
+    assert math.isfinite(res["test_ind"])
+    assert data.num_nodes in spy.graph_sizes["test"]
+    if unseen == "predictor":  # g(x) replaces W_A a_i: held-out rows are not read even at test time
+        assert not spy.reads["test"] & held_out
+    else:  # the spy does see held-out rows when they are read (at test time, adjacency mode)
+        assert held_out <= spy.reads["test"]
+
+
+def test_stage_two_trains_only_the_predictor(monkeypatch):
+    data = make_inductive(synthetic_data(n=80), seed=2, fraction=0.3)
+    view = data.training_view()
+    torch.manual_seed(0)
+    model = build_model({"model": "sa_mlp", "hparams": {"hidden": 8, "unseen": "predictor"}}, data)
+    dist = SAMLPInd(lam=0.5, stage2_epochs=5)
+    tout = teacher_logits(view)
+    dist.setup(view, model, tout)
+    snap = {}
+    orig = SAMLPInd.after_fit
+
+    def spy_after_fit(self, student, *a):
+        snap.update({k: v.clone() for k, v in student.state_dict().items()})
+        return orig(self, student, *a)
+
+    monkeypatch.setattr(SAMLPInd, "after_fit", spy_after_fit)
+    fit(model, dist, view, tout, TrainConfig(epochs=5, patience=5))
+    assert snap and dist.stage2 is not None and dist.stage2.epochs_run >= 1
+    after = model.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], snap[k])}
+    assert changed and all(k.startswith("predictor.") for k in changed), changed
+    assert not model.all_unseen
+
+
+# ----------------------------------------------------------------------------- suites
+def test_suites_expand():
+    glnn = expand(load_suite("glnn"))
+    assert len([s for s in glnn if s.dataset == "cora"]) == 2 * 10 * 3
+    kd = next(s for s in glnn if s.dataset == "citeseer" and s.distiller["name"] == "kd")
+    assert kd.distiller["hparams"]["lam"] == 1.0 and kd.student["hparams"]["dropout"] == 0.1
+    assert kd.teacher["hparams"]["aggregator"] == "gcn"
+    sa = expand(load_suite("sa-mlp"))
+    ind = {(s.student["label"], s.distiller["label"]) for s in sa if s.setting == "inductive"}
+    tran = {(s.student["label"], s.distiller["label"]) for s in sa if s.setting == "transductive"}
+    assert ("sa_mlp_lsea", "lsea") in ind and ("sa_mlp_lsea", "lsea") not in tran
+    assert ("sa_mlp", "smkd") in tran and ("sa_mlp", "kd") in ind
+    teachers = {s.teacher["label"] for s in sa if s.teacher}
+    assert teachers == {"gcn", "sage", "gat"}
