@@ -1,0 +1,73 @@
+"""``gsp``: global structure preserving distillation (Joshi et al., "On Representation Knowledge
+Distillation for Graph Neural Networks", TNNLS 2022)."""
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from gkd_bench.methods._kernels import KERNELS, matrix_kernel
+from gkd_bench.methods._projection import RepresentationDistiller
+from gkd_bench.registry import DISTILLERS
+
+
+def gsp_loss(h_s: torch.Tensor, h_t: torch.Tensor, kernel: str = "cosine") -> torch.Tensor:
+    """``MSE(K_s, K_t)`` over all M x M pairs (diagonal included), ``K[i, j] = k(h_i, h_j)``.
+
+    Args:
+        h_s: student representations of the M sampled nodes ``[M, d_s]``.
+        h_t: teacher representations of the same nodes ``[M, d_t]``.
+        kernel: ``cosine | poly | l2 | rbf | distillgcn``.
+
+    Returns:
+        scalar tensor. Source: G-CRD ``gpw_criterion`` (``arxiv_pyg/criterion.py``).
+        Memory: two M x M matrices (M = 4096: 2 x 64 MB in float32).
+
+    Raises:
+        ValueError: unknown kernel or different row counts.
+    """
+    if h_s.shape[0] != h_t.shape[0]:
+        raise ValueError(f"gsp: student has {h_s.shape[0]} rows, teacher {h_t.shape[0]}")
+    return F.mse_loss(matrix_kernel(h_s, kernel), matrix_kernel(h_t, kernel))
+
+
+@DISTILLERS.register("gsp")
+class GSP(RepresentationDistiller):
+    """``L = CE(y, z_s)[train] + beta * MSE(K_s, K_t)`` on M = min(n, max_samples) sampled KD nodes (METHODS.md).
+
+    Representations are projected by heads Linear -> BatchNorm1d -> ReLU of
+    size ``proj_dim`` (0 = raw representations, as G-CRD's PPI code); the
+    heads see every KD node, then M nodes are drawn without replacement
+    (as the reference: project, then sample). Sampling uses a generator
+    seeded from torch's global RNG at setup (the runner seeds it per run).
+    Defaults from G-CRD ``arxiv_pyg/scripts/run_gcn.sh`` (cosine kernel,
+    beta 100, M 4096; ``kd+gsp``: beta 10); p = 256 per METHODS.md (the
+    ogbn-arxiv scripts use 128).
+
+    Args:
+        beta: weight of the GSP term.
+        kernel: ``cosine | poly | l2 | rbf | distillgcn``.
+        max_samples: M's upper bound.
+        proj_dim: projection size (0 = none).
+        student_layer, teacher_layer: indices into ``ModelOutput.hidden`` (-1 = last).
+        kd_nodes: ``all`` | ``train``.
+    """
+
+    aux_name = "gsp"
+    uses_projection = True
+
+    def __init__(self, beta: float = 100.0, kernel: str = "cosine", max_samples: int = 4096,
+                 proj_dim: int = 256, student_layer: int = -1, teacher_layer: int = -1,
+                 kd_nodes: str = "all"):
+        super().__init__(beta, student_layer, teacher_layer, proj_dim, None, kd_nodes)
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
+        if int(max_samples) < 2:
+            raise ValueError(f"max_samples must be >= 2, got {max_samples}")
+        self.kernel, self.max_samples = kernel, int(max_samples)
+
+    def aux_loss(self, batch, student_out, teacher_out):
+        hs, ht = self.representations(batch, student_out, teacher_out, project=True)
+        idx = self.sample(hs.shape[0], self.max_samples)
+        if idx is not None:
+            hs, ht = hs[idx], ht[idx]
+        return gsp_loss(hs, ht, self.kernel)

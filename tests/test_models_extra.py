@@ -1,0 +1,114 @@
+"""The SIGN student (Frasca et al., 2020) as G-CRD uses it: diffusions, caching, shapes, training."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import gkd_bench  # noqa: F401  (fills the registries)
+from gkd_bench.data import GraphData
+from gkd_bench.fit import TrainConfig, fit
+from gkd_bench.methods.sign import SIGN, cached_diffuse, diffuse
+from gkd_bench.registry import DISTILLERS, MODELS
+
+
+def _graph(n=9, seed=0):
+    import dgl
+
+    gen = torch.Generator().manual_seed(seed)
+    src = torch.randint(0, n, (20,), generator=gen)
+    dst = torch.randint(0, n, (20,), generator=gen)
+    keep = src != dst
+    return dgl.graph((src[keep], dst[keep]), num_nodes=n), torch.randn(n, 4, generator=gen, dtype=torch.float64)
+
+
+def _dense(g, self_loops):
+    """A[i, j] = number of edges j -> i (row = destination), as a NumPy matrix."""
+    n = g.num_nodes()
+    a = np.zeros((n, n))
+    src, dst = g.edges()
+    for u, v in zip(src.tolist(), dst.tolist()):
+        a[v, u] += 1
+    if self_loops:
+        np.fill_diagonal(a, 1.0)
+    return a
+
+
+@pytest.mark.parametrize("self_loops", [True, False])
+def test_mean_diffusion_equals_row_normalised_powers(self_loops):
+    g, x = _graph()
+    a = _dense(g, self_loops)
+    deg = a.sum(1, keepdims=True)
+    p = np.divide(a, deg, out=np.zeros_like(a), where=deg > 0)   # nodes without in-edges -> 0
+    feats = diffuse(g, x, 3, "mean", self_loops)
+    want = x.numpy()
+    assert len(feats) == 4
+    for k in range(4):
+        np.testing.assert_allclose(feats[k].numpy(), want, atol=1e-12)
+        want = p @ want
+
+
+def test_sym_diffusion_equals_gcn_normalised_powers():
+    g, x = _graph(seed=1)
+    a = _dense(g, True)
+    d = a.sum(1)
+    p = a / np.sqrt(d)[:, None] / np.sqrt(d)[None, :]
+    feats = diffuse(g, x, 2, "sym", True)
+    np.testing.assert_allclose(feats[2].numpy(), p @ (p @ x.numpy()), atol=1e-12)
+
+
+def test_diffusion_cache_hits_only_for_the_same_graph_and_features():
+    g, x = _graph(seed=2)
+    x = x.float()
+    a = cached_diffuse(g, x, 2, "mean", True)
+    assert cached_diffuse(g, x, 2, "mean", True) is a
+    assert cached_diffuse(g, x.clone(), 2, "mean", True) is not a          # new feature tensor
+    b = cached_diffuse(g, x, 3, "mean", True)                              # other settings
+    assert len(b) == 4 and b is not a
+    c = cached_diffuse(g, x, 3, "mean", True)
+    x.add_(1.0)                                                             # in-place change
+    assert cached_diffuse(g, x, 3, "mean", True) is not c
+
+
+def test_sign_shapes_hidden_and_parameter_count():
+    g, x = _graph(seed=3)
+    m = MODELS.get("sign")(in_dim=4, num_classes=3, hidden=6, num_hops=2, ff_layers=2)
+    out = m(g, x.float())
+    assert out.logits.shape == (9, 3)
+    assert len(out.hidden) == 1 and out.hidden[0].shape == (9, 3 * 6)
+    # 3 branches FF(4 -> 6 -> 6), output FF(18 -> 6 -> 3), PReLU: one weight per FF and one for the merge
+    want = 3 * (4 * 6 + 6 + 6 * 6 + 6 + 1) + (18 * 6 + 6 + 6 * 3 + 3 + 1) + 1
+    assert sum(p.numel() for p in m.parameters()) == want
+
+
+def test_sign_gcrd_arxiv_size_is_about_3_5m_parameters():
+    # G-CRD Table 4: SIGN student (3L, 3.5M) on ogbn-arxiv (128 features, 40 classes), R = 5, hidden 512
+    m = SIGN(128, 40)
+    n = sum(p.numel() for p in m.parameters())
+    assert 3.4e6 < n < 3.6e6
+
+
+def test_sign_bad_arguments():
+    with pytest.raises(ValueError, match="operator"):
+        SIGN(4, 3, operator="ppr")
+    with pytest.raises(ValueError, match="ff_layers"):
+        SIGN(4, 3, ff_layers=0)
+    g, x = _graph()
+    with pytest.raises(ValueError, match="rows"):
+        diffuse(g, x[:5], 2)
+
+
+def test_sign_trains_with_fit_and_as_a_gcrd_student():
+    g, x = _graph(n=30, seed=4)
+    gen = torch.Generator().manual_seed(5)
+    y = torch.randint(0, 3, (30,), generator=gen)
+    data = GraphData("tiny", g, x.float(), y, {"train": torch.arange(10), "val": torch.arange(10, 20),
+                                               "test": torch.arange(20, 30)}, 3)
+    torch.manual_seed(0)
+    teacher = MODELS.get("gcn")(in_dim=4, num_classes=3, hidden=8)
+    t_out = teacher(data.graph, data.x).detach()
+    student = MODELS.get("sign")(in_dim=4, num_classes=3, hidden=8, num_hops=2)
+    d = DISTILLERS.get("gcrd")(proj_dim=8, chunk_size=7)
+    d.setup(data, student, t_out)
+    res = fit(student, d, data, t_out, TrainConfig(epochs=5, patience=5))
+    assert res.epochs_run == 5 and np.isfinite(res.history[-1]["loss"])
