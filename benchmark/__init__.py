@@ -1,7 +1,9 @@
 """gkd-bench: a DGL benchmark suite for knowledge distillation on graph neural networks.
 
-Importing the package fills the registries ``DATASETS``, ``MODELS`` and
-``DISTILLERS`` (see DESIGN.md).
+The registries ``DATASETS``, ``MODELS`` and ``DISTILLERS`` (see DESIGN.md) fill
+themselves on first lookup by importing ``gkd_bench.datasets`` and
+``gkd_bench.methods`` (:mod:`gkd_bench.registry`); importing the package itself
+does not import torch or dgl, so record readers (report, site) stay light.
 """
 import os as _os
 
@@ -11,5 +13,3 @@ _os.environ.setdefault("OUTDATED_IGNORE", "1")
 __version__ = "0.1.0"
 
 from gkd_bench.registry import DATASETS, DISTILLERS, MODELS  # noqa: E402,F401
-from gkd_bench import datasets as _datasets  # noqa: E402,F401
-from gkd_bench import methods as _methods  # noqa: E402,F401

@@ -6,14 +6,13 @@ Ctrl-C during ``run`` keeps every finished record and exits 130.
 """
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
 import click
 
-from gkd_bench.data import DatasetError
 from gkd_bench.registry import DATASETS, DISTILLERS, MODELS, UnknownNameError
-from gkd_bench.spec import SuiteError
 
 data_dir_opt = click.option("--data-dir", envvar="GKD_BENCH_DATA", type=click.Path(file_okay=False),
                             default=None, help="dataset root (default $GKD_BENCH_DATA or ~/.cache/gkd-bench/data)")
@@ -28,13 +27,35 @@ def _split(values):
     return out or None
 
 
+def _config_errors() -> tuple:
+    """Error classes shown as one-line exits. ``DatasetError``/``SuiteError`` live in modules that import
+    torch; a class can only have been raised once its module was imported, so unimported ones are skipped
+    (``report`` and the site then run without importing torch)."""
+    errors = [UnknownNameError, OSError, ValueError]
+    for module, name in (("gkd_bench.data", "DatasetError"), ("gkd_bench.spec", "SuiteError")):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)
+
+
 class _Errors(click.Group):
-    """Turns configuration errors into clean non-zero exits."""
+    """Turns configuration errors into clean non-zero exits; imports heavy commands on first use."""
+
+    LAZY = {"datasets": ("gkd_bench.dataset_stats", "datasets_cmd")}  # name -> (module, command) importing torch
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.LAZY))
+
+    def get_command(self, ctx, name):
+        if name in self.LAZY and name not in self.commands:
+            module, attr = self.LAZY[name]
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (UnknownNameError, SuiteError, DatasetError, FileNotFoundError, ValueError) as e:
+        except _config_errors() as e:
             raise click.ClickException(str(e)) from None
 
 
@@ -117,28 +138,39 @@ def run(run_all, suite, dataset, teacher, student, distiller, setting, seeds, se
 
 @main.command()
 @click.option("--suite", "suites", multiple=True, help="suite(s) to report (default: every suite with records)")
-@click.option("--format", "formats", multiple=True, type=click.Choice(["markdown", "csv"]),
-              help="default: markdown and csv")
-@click.option("--out", default=None, type=click.Path(file_okay=False), help="output folder (default results/<suite>)")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["markdown", "csv", "html"]),
+              help="default: markdown and csv; html: a static site (open index.html, works offline)")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="output folder (default results/<suite>; html: results/site, or <out>/site next to other formats)")
 @click.option("--compare", default=None, help="print 'paper vs ours' for a reference source (results/reference)")
 @results_dir_opt
 def report(suites, formats, out, compare, results_dir):
-    """Write leaderboards (runs.csv, leaderboard.csv, LEADERBOARD.md) from the records."""
+    """Write leaderboards (runs.csv, leaderboard.csv, LEADERBOARD.md; html: a static site) from the records."""
     from gkd_bench.report import write_report
 
     root = Path(results_dir) / "runs"
     names = list(suites) or (sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
     if not names:
         raise click.ClickException(f"no records under {root}; run `gkd-bench run` first")
-    for name in names:
+    tabular = [f for f in (formats or ("markdown", "csv")) if f != "html"]
+    for name in names if tabular else []:
         dest = Path(out) / name if out and len(names) > 1 else out
-        for p in write_report(results_dir, name, dest, formats or ("markdown", "csv")):
+        for p in write_report(results_dir, name, dest, tabular):
             click.echo(f"wrote {p}")
+    if "html" in formats:  # after markdown: the site copies the plots in results/<suite>/, draws missing ones
+        from gkd_bench.site import build_site
+
+        site = (Path(out) / "site" if tabular else Path(out)) if out else Path(results_dir) / "site"
+        click.echo(f"wrote {build_site(results_dir, site, names)}")
     if compare:
         from gkd_bench.compare import compare_table
 
-        click.echo(compare_table(results_dir, compare))
+        click.echo(compare_table(results_dir, compare, suites=list(suites) or None))
 
+
+from gkd_bench.ci_checks import check as _check_cmd  # noqa: E402
+
+main.add_command(_check_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

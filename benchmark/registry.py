@@ -1,13 +1,17 @@
 """Name -> factory registries for datasets, models and distillers (DESIGN.md, concept 1).
 
 Entries are registered with a decorator in one file per entry; each package's
-``__init__`` imports its files explicitly, so ``import gkd_bench`` fills every
-registry and nothing is discovered by magic.
+``__init__`` imports its files explicitly and nothing is discovered by magic.
+Each registry names the package that fills it (``loader``) and imports it on
+first lookup (``get``, ``names``, ``in``, ``len``, iteration), so ``import
+gkd_bench`` stays light (no torch/dgl) for tools that only read records, such
+as the report and the static site.
 """
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Dict, Iterator, List, TypeVar
+import importlib
+from typing import Callable, Dict, Iterator, List, Optional, TypeVar
 
 F = TypeVar("F", bound=Callable)
 
@@ -32,9 +36,22 @@ class Registry:
             matches and every available key.
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, loader: Optional[str] = None):
         self.kind = kind
+        self.loader = loader  # module whose import registers the entries; imported on first lookup
+        self._loaded = loader is None
         self._entries: Dict[str, Callable] = {}
+
+    def load(self) -> None:
+        """Import :attr:`loader` once (a no-op afterwards or without a loader); import errors propagate."""
+        if self._loaded:
+            return
+        self._loaded = True  # set first: the loader's own modules may look names up while importing
+        try:
+            importlib.import_module(self.loader)
+        except BaseException:
+            self._loaded = False
+            raise
 
     def register(self, name: str) -> Callable[[F], F]:
         def deco(obj: F) -> F:
@@ -46,6 +63,7 @@ class Registry:
         return deco
 
     def get(self, name: str) -> Callable:
+        self.load()
         try:
             return self._entries[name]
         except KeyError:
@@ -57,18 +75,27 @@ class Registry:
         return f"unknown {self.kind} {name!r}{hint} Available {self.kind}s: {', '.join(self.names())}"
 
     def names(self) -> List[str]:
+        self.load()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self.load()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self.load()
         return len(self._entries)
 
 
-DATASETS = Registry("dataset")
-MODELS = Registry("model")
-DISTILLERS = Registry("distiller")
+DATASETS = Registry("dataset", loader="gkd_bench.datasets")
+MODELS = Registry("model", loader="gkd_bench.methods")
+DISTILLERS = Registry("distiller", loader="gkd_bench.methods")
+
+
+def load_all() -> None:
+    """Fill every registry now (imports the dataset and method packages, hence torch and dgl)."""
+    for reg in (DATASETS, MODELS, DISTILLERS):
+        reg.load()

@@ -11,6 +11,7 @@ table, latency is reported per hardware id.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -18,11 +19,15 @@ import numpy as np
 import pandas as pd
 
 from gkd_bench.records import iter_records
+from gkd_bench.robustness import add_train_time_summaries, relative_to_clean, train_time_table
 
 GROUP = ["dataset", "split", "setting", "teacher", "student", "distiller"]
+# online distillers (alignahead): per-student, worst/best-val student and ensemble scores
+ONLINE_COL = re.compile(r"(val|test)_(s\d+|ensemble|best_student|min_student|max_student)")
 METRIC_COLS = ["test", "val", "test_tran", "test_ind", "teacher_test", "teacher_test_ind", "teacher_test_tran"]
 MEAN_COLS = ["student_params", "teacher_params", "latency_full_ms", "teacher_latency_full_ms", "speedup_full",
-             "train_s", "best_epoch"]
+             "train_s", "best_epoch", "cka", "global_corr", "local_corr"]
+ANALYSIS_COLS = ["cka", "global_corr", "local_corr"]  # G-CRD representation analysis (gkd_bench.analysis)
 DEFINITIONS = {
     "test": "test score in % (accuracy, micro-F1 or ROC-AUC per the metric column); inductive: test_prod",
     "test_tran / test_ind": "inductive setting: observed test nodes / held-out test nodes (full graph at test time)",
@@ -30,10 +35,45 @@ DEFINITIONS = {
     "teacher_test": "the teacher's test score, mean over the same seeds",
     "gain_vs_none": "mean over seeds of (this config - same student trained by `none`), paired by seed; "
                     "'~' marks a gain within one std of the paired differences",
+    "gain_vs_kd": "the same against the same teacher and student trained by `kd` (paired by seed)",
+    "cka": "linear CKA between the teacher's and the student's last hidden representations (rows L2-normalised) "
+           "on the validation nodes, eval mode (G-CRD analysis; 1 = same up to rotation and scale)",
+    "global_corr / local_corr": "Pearson correlation between teacher and student pairwise cosine distances over "
+                                "all pairs of validation nodes (at most 4000 sampled) / over the edges among "
+                                "validation nodes (G-CRD analysis)",
     "latency_full_ms": "median full-graph forward pass (all nodes), eval mode, torch.utils.benchmark, this hardware",
     "speedup_full": "teacher latency / student latency, measured in the same process on the same input",
     "params": "number of scalar parameters",
+    "robust_summary_feat": "test-time Gaussian feature noise X' = (1-a)X + a*N(0,1) on the model trained clean: "
+                           "mean over the levels a of perturbed / clean test score (1 = unaffected); "
+                           "per-level scores robust_feat_<a> (in %) are in leaderboard.csv and runs.csv",
+    "robust_summary_drop / robust_summary_add": "the same for randomly dropping / adding round(p*E) undirected "
+                                                "edges at test time (evasion), E = undirected edges; "
+                                                "per-level robust_drop_<p> / robust_add_<p>",
+    "†": "graph-free student: structure-invariant by construction, its value is reported (= clean) and flagged",
+    "robust_summary_train_noise / _poison_drop / _poison_add": "teacher and student trained (and evaluated) on "
+                                                               "noisy features / with edges dropped / added "
+                                                               "before training: mean over levels of test / "
+                                                               "clean test, paired by seed",
+    "perturbation seeds": "drawn from (dataset, split, kind, level, seed), separate from the model seed: every "
+                          "method sees the same perturbed data at a given seed and level",
+    "latency_online10_ms": "online@10: median end-to-end latency to predict 10 random test nodes from the full "
+                           "graph and features (GNN: k-hop in-neighbourhood extraction + forward; MLP: gathering "
+                           "10 feature rows + forward), torch.utils.benchmark, this hardware; model-only times, "
+                           "p90, online@1 / @1024 and peak memory (mem_*_mb) are in the CSV files",
+    "teacher_latency_online10_ms / speedup_online10": "the teacher's online@10 latency (full neighbourhood) and "
+                                                      "teacher / student online@10 latency, measured back to back "
+                                                      "in the same process on the same nodes",
 }
+EXTRA_PREFIXES = ("latency_", "teacher_latency_", "speedup_", "mem_", "teacher_mem_", "robust_")
+TABLE_EXTRA = [f"robust_summary_{k}" for k in ("feat", "drop", "add", "train_noise", "poison_drop", "poison_add")] + [
+               r"latency_online10_ms(@.*)?",
+               r"teacher_latency_online10_ms(@.*)?", r"speedup_online10(@.*)?"]
+
+
+def _per_hw(col: str) -> bool:
+    """Hardware-dependent columns (never averaged across hw_id)."""
+    return "latency" in col or "speedup" in col or col.startswith(("mem_", "teacher_mem_"))
 
 
 def load_runs(results_dir, suites: Optional[Sequence[str]] = None) -> pd.DataFrame:
@@ -48,8 +88,18 @@ def _student_key(spec_json: str) -> str:
                        s["student"]["hparams"], s.get("perturbation"), s.get("dataset_options")], sort_keys=True)
 
 
-def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per config of the ``ok`` runs: mean, std (ddof=1) and n per metric; paired gains."""
+def _teacher_key(spec_json: str) -> str:
+    t = json.loads(spec_json).get("teacher")
+    return json.dumps(None if t is None else [t["model"], t["hparams"], t.get("train")], sort_keys=True)
+
+
+def leaderboard(runs: pd.DataFrame, include_perturbed: bool = False) -> pd.DataFrame:
+    """One row per config of the ``ok`` runs: mean, std (ddof=1) and n per metric; paired gains.
+
+    Train-time robustness runs (``perturbation_kind`` set) are summarised into
+    ``robust_summary_<kind>`` of their clean config; their own rows are kept
+    only with ``include_perturbed`` (``leaderboard.csv`` and the curves do).
+    """
     if runs.empty or "status" not in runs:
         return pd.DataFrame()
     ok = runs[runs["status"] == "ok"].copy()
@@ -61,13 +111,25 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     none = ok[ok["distiller_name"] == "none"].set_index(["skey_", "seed"])["test"]
     none = none[~none.index.duplicated()]
     ok["gain_"] = [t - none.get((k, s), np.nan) for t, k, s in zip(ok["test"], ok["skey_"], ok["seed"])]
+    ok["tkey_"] = ok["spec"].map(_teacher_key)
+    kd = ok[ok["distiller_name"] == "kd"].set_index(["skey_", "tkey_", "seed"])["test"]
+    kd = kd[~kd.index.duplicated()]
+    ok["gain_kd_"] = [t - kd.get((k, tk, s), np.nan)
+                      for t, k, tk, s in zip(ok["test"], ok["skey_"], ok["tkey_"], ok["seed"])]
+    ok["rel_clean_"] = relative_to_clean(ok)  # train-time runs: test / clean test at the same seed
+    extra = [c for c in ok.columns if c.startswith(EXTRA_PREFIXES) and c not in MEAN_COLS]
+    # per-config mean (median for hardware-dependent columns) of every such column at once: a column-by-column
+    # loop per config costs seconds on a full results folder (gkd-bench report --format html targets < 10 s)
+    agg_cols = [c for c in dict.fromkeys(MEAN_COLS + extra) if c in ok]
+    num = ok[agg_cols].apply(pd.to_numeric, errors="coerce").groupby(ok["config_id"], sort=False)
+    med, avg = num.median(), num.mean()
     rows = []
     multi_hw = ok["hw_id"].nunique() > 1 if "hw_id" in ok else False
     for cid, g in ok.groupby("config_id", sort=False):
         first = g.iloc[0]
         row = {c: first[c] for c in GROUP}
-        row.update(metric=first.get("metric"), n=len(g))
-        for c in METRIC_COLS:
+        row.update(metric=first.get("metric"), n=len(g), distiller_name=first.get("distiller_name"))
+        for c in METRIC_COLS + [c for c in g.columns if ONLINE_COL.fullmatch(c)]:
             if c in g and g[c].notna().any():
                 row[f"{c}_mean"] = g[c].mean()
                 row[f"{c}_std"] = g[c].std(ddof=1) if g[c].notna().sum() > 1 else np.nan
@@ -76,17 +138,31 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
             sd = g["gain_"].std(ddof=1)
             row["gain_vs_none_std"] = sd
             row["gain_within_std"] = bool(np.isfinite(sd) and abs(row["gain_vs_none"]) <= sd)
-        for c in MEAN_COLS:
-            if c in g and g[c].notna().any():
-                if multi_hw and ("latency" in c or "speedup" in c):
+        if first["distiller_name"] not in ("none", "kd") and g["gain_kd_"].notna().any():
+            row["gain_vs_kd"] = g["gain_kd_"].mean()
+            sd = g["gain_kd_"].std(ddof=1)
+            row["gain_vs_kd_std"] = sd
+            row["gain_vs_kd_within_std"] = bool(np.isfinite(sd) and abs(row["gain_vs_kd"]) <= sd)
+        for c in agg_cols:
+            if multi_hw and _per_hw(c):
+                if g[c].notna().any():
                     for hw, gh in g.groupby("hw_id"):
                         row[f"{c}@{hw}"] = gh[c].median()
-                else:
-                    row[c] = g[c].median() if ("latency" in c or "speedup" in c) else g[c].mean()
+            else:
+                v = (med if _per_hw(c) else avg).at[cid, c]
+                if pd.notna(v):
+                    row[c] = v
+        row.update(perturbation_kind=first.get("perturbation_kind"), perturbation_level=first.get("perturbation_level"),
+                   clean_key=first["ckey_"], robust_rel_clean=g["rel_clean_"].mean(),
+                   structure_invariant=bool(g["structure_invariant"].fillna(False).any())
+                   if "structure_invariant" in g else False)
         row.update(hw_id=",".join(sorted(g["hw_id"].dropna().unique())) if "hw_id" in g else None,
                    config_id=cid, hparams=first["hparams"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    lb = add_train_time_summaries(pd.DataFrame(rows))
+    if not include_perturbed and "perturbation_kind" in lb:
+        lb = lb[lb["perturbation_kind"].isna()].reset_index(drop=True)
+    return lb
 
 
 def _pm(mean, std, n=None) -> str:
@@ -106,6 +182,9 @@ def markdown_table(lb: pd.DataFrame) -> str:
     for (ds, split, setting), g in lb.groupby(["dataset", "split", "setting"], sort=True):
         metric = g["metric"].iloc[0]
         out.append(f"### {ds} — {split} split, {setting} ({metric})\n")
+        curves = train_time_table(g)
+        if "perturbation_kind" in g:  # train-time perturbed configs: their curve is below, not rows
+            g = g[g["perturbation_kind"].isna()]
         g = g.sort_values("test_mean", ascending=False)
         t = pd.DataFrame({
             "teacher": g["teacher"], "student": g["student"], "distiller": g["distiller"],
@@ -120,6 +199,13 @@ def markdown_table(lb: pd.DataFrame) -> str:
             t["gain_vs_none"] = [
                 "" if pd.isna(r.get("gain_vs_none")) else
                 f"{r['gain_vs_none']:+.2f}{' ~' if r.get('gain_within_std') else ''}" for _, r in g.iterrows()]
+        if "gain_vs_kd" in g:
+            t["gain_vs_kd"] = [
+                "" if pd.isna(r.get("gain_vs_kd")) else
+                f"{r['gain_vs_kd']:+.2f}{' ~' if r.get('gain_vs_kd_within_std') else ''}" for _, r in g.iterrows()]
+        for c in ANALYSIS_COLS:
+            if c in g:
+                t[c] = g[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
         for c in g.columns:
             if c.startswith(("student_params", "teacher_params")):
                 t[c] = g[c].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
@@ -127,8 +213,21 @@ def markdown_table(lb: pd.DataFrame) -> str:
                 t[c] = g[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
             elif c.startswith("speedup_full"):
                 t[c] = g[c].map(lambda v: "" if pd.isna(v) else f"{v:.1f}x")
+        inv = g["structure_invariant"].fillna(False).astype(bool) if "structure_invariant" in g else None
+        for pat in TABLE_EXTRA:
+            for c in [c for c in g.columns if re.fullmatch(pat, c)]:
+                if c.startswith("robust_"):
+                    dag = c in ("robust_summary_drop", "robust_summary_add") and inv is not None
+                    t[c] = [("" if pd.isna(v) else f"{v:.3f}") + (" †" if dag and f and not pd.isna(v) else "")
+                            for v, f in zip(g[c], inv if inv is not None else [False] * len(g))]
+                elif c.startswith("speedup_"):
+                    t[c] = g[c].map(lambda v: "" if pd.isna(v) else f"{v:.1f}x")
+                else:
+                    t[c] = g[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
         out.append(t.to_markdown(index=False))
         out.append("")
+        if curves:
+            out.append(curves)
     return "\n".join(out)
 
 
@@ -170,7 +269,7 @@ def write_report(results_dir, suite: str, out_dir=None, formats: Sequence[str] =
         raise FileNotFoundError(f"no records for suite {suite!r} under {Path(results_dir) / 'runs' / suite}")
     out = Path(out_dir) if out_dir else Path(results_dir) / suite
     out.mkdir(parents=True, exist_ok=True)
-    lb = leaderboard(runs)
+    lb = leaderboard(runs, include_perturbed=True)
     paths = []
     if "csv" in formats:
         runs.drop(columns=["spec"], errors="ignore").to_csv(out / "runs.csv", index=False)
@@ -183,6 +282,15 @@ def write_report(results_dir, suite: str, out_dir=None, formats: Sequence[str] =
                  f"`runs/{suite}/`; do not edit by hand.\n"]
         if not lb.empty:
             parts.append(markdown_table(lb))
+        if not lb.empty and lb["distiller_name"].isin(["alignahead", "alignahead++"]).any():
+            from gkd_bench.claims import alignahead_claims
+
+            parts.append(alignahead_claims(lb))
+        from gkd_bench.plots import markdown_section, write_plots
+
+        plots = write_plots(lb, out)
+        parts.append(markdown_section(plots))
+        paths += plots
         parts.append(problems_table(runs))
         parts.append("## Column definitions\n")
         parts += [f"- **{k}**: {v}" for k, v in DEFINITIONS.items()]

@@ -19,16 +19,20 @@ import numpy as np
 import torch
 
 from gkd_bench.data import GraphData, MissingDataError, ModelOutput
+from gkd_bench.analysis import analysis_columns
 from gkd_bench.datasets._io import cache_root
 from gkd_bench.datasets.settings import apply_setting
 from gkd_bench.env import environment
-from gkd_bench.fit import FitResult, TrainConfig, fit, predict
+from gkd_bench.fit import FitResult, TrainConfig, fit, predict, split_score
 from gkd_bench.metrics import score
 from gkd_bench.methods._common import count_parameters
-from gkd_bench.records import is_done, record_path, write_record
+from gkd_bench.methods._distiller import StudentEnsemble
+from gkd_bench.records import ensure_writable, is_done, record_path, write_record
 from gkd_bench.registry import DATASETS, DISTILLERS, MODELS
 from gkd_bench.spec import RunSpec, canonical
-from gkd_bench.timing import full_graph_latency
+from gkd_bench.perturb import apply_perturbation
+from gkd_bench.robustness import perturbation_columns, resolve_latency, resolve_robustness, robustness_columns
+from gkd_bench.timing import latency_columns
 
 
 def seed_everything(seed: int) -> None:
@@ -42,9 +46,16 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(mspec: dict, data: GraphData) -> torch.nn.Module:
-    """Instantiate a model spec ``{model, hparams}`` for ``data``'s feature and class counts."""
-    return MODELS.get(mspec["model"])(in_dim=data.num_features, num_classes=data.num_classes,
-                                      **mspec["hparams"])
+    """Instantiate a model spec ``{model, hparams}`` for ``data``'s feature and class counts.
+
+    Models that read node ids (``sa_mlp``) are bound to ``data`` here, before
+    any optimiser exists: full node count and, inductive, the observed ids.
+    """
+    model = MODELS.get(mspec["model"])(in_dim=data.num_features, num_classes=data.num_classes,
+                                       **mspec["hparams"])
+    if hasattr(model, "bind_data"):
+        model.bind_data(data)
+    return model
 
 
 def evaluate(model: torch.nn.Module, data: GraphData, view: GraphData) -> Dict[str, float]:
@@ -55,6 +66,8 @@ def evaluate(model: torch.nn.Module, data: GraphData, view: GraphData) -> Dict[s
     graph, and ``test`` = ``test_prod``, their node-weighted mix (GLNN).
     """
     m = data.metric
+    if data.graphs:  # multi-graph (PPI): every node of the val / test graphs, pooled
+        return {"val": split_score(model, data, "val"), "test": split_score(model, data, "test")}
     if data.setting != "inductive":
         out = predict(model, data.graph, data.x).logits
         return {"val": score(m, out[data.splits["val"]], data.y[data.splits["val"]]),
@@ -67,6 +80,30 @@ def evaluate(model: torch.nn.Module, data: GraphData, view: GraphData) -> Dict[s
     n_t, n_i = len(view.splits["test_tran"]), len(data.splits["test_ind"])
     res["test_prod"] = (n_t * res["test_tran"] + n_i * res["test_ind"]) / max(n_t + n_i, 1)
     res["test"] = res["test_prod"]
+    return res
+
+
+def evaluate_online(students: StudentEnsemble, data: GraphData, view: GraphData) -> Dict[str, float]:
+    """Scores (in %) of an online distiller's K students and of their ensemble.
+
+    Every key of :func:`evaluate` (``val``, ``test``, ...) is the mean over
+    the students; ``val_s<k>``/``test_s<k>`` are student k's;
+    ``test_best_student`` is the test score of the student with the best
+    validation score (the first on ties; ``best_student`` its index);
+    ``test_min_student``/``test_max_student`` the worst/best student's test
+    score; ``val_ensemble``/``test_ensemble`` the ensemble's (mean logits);
+    ``num_students`` is K.
+    """
+    per = [evaluate(m, data, view) for m in students]
+    res = {k: float(np.mean([p[k] for p in per])) for k in per[0]}
+    for i, p in enumerate(per):
+        res[f"val_s{i}"], res[f"test_s{i}"] = p["val"], p["test"]
+    best = max(range(len(per)), key=lambda i: (per[i]["val"], -i))
+    tests = [p["test"] for p in per]
+    ens = evaluate(students, data, view)
+    res.update(best_student=best, test_best_student=per[best]["test"], test_min_student=min(tests),
+               test_max_student=max(tests), val_ensemble=ens["val"], test_ensemble=ens["test"],
+               num_students=len(per))
     return res
 
 
@@ -93,7 +130,8 @@ class Runner:
 
     # ---------------------------------------------------------------- data
     def load_data(self, spec: RunSpec) -> GraphData:
-        key = canonical([spec.dataset, spec.protocol, spec.setting, spec.seed, spec.dataset_options])
+        key = canonical([spec.dataset, spec.protocol, spec.setting, spec.seed, spec.dataset_options,
+                         spec.perturbation])
         if key in self._data:
             self._data.move_to_end(key)
             return self._data[key]
@@ -108,6 +146,8 @@ class Runner:
             self._missing[spec.dataset] = str(e)
             raise
         data = apply_setting(data, spec.setting, spec.seed, fraction)
+        # train-time robustness runs (noisy features, poisoning): perturbed before anything trains
+        data = apply_perturbation(data, spec.perturbation, spec.seed)
         self._data[key] = data
         while len(self._data) > 4:
             self._data.popitem(last=False)
@@ -149,12 +189,17 @@ class Runner:
         seed_everything(spec.seed)
         model = build_model(spec.student, data)
         distiller = DISTILLERS.get(spec.distiller["name"])(**spec.distiller["hparams"])
+        online = getattr(distiller, "online", False)
+        if online:  # K peer students; student 0 is the model above (same weights as `none`'s)
+            model = distiller.build_students(model, lambda: build_model(spec.student, data))
         distiller.setup(view, model, teacher_out)
         cfg = TrainConfig.from_dict(spec.student["train"])
         result = fit(model, distiller, view, teacher_out, cfg)
-        metrics = evaluate(model, data, view)
+        metrics = evaluate_online(model, data, view) if online else evaluate(model, data, view)
         metrics.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run, train_s=result.train_s,
                        timed_out=result.timed_out)
+        if online:
+            metrics.update({f"best_epoch_s{i}": e for i, e in enumerate(result.member_best_epochs)})
         if spec.teacher is None and spec.distiller["name"] == "none":
             self._save_teacher(spec, data, model, metrics)
         return model, metrics, result
@@ -176,15 +221,18 @@ class Runner:
             rec["teacher_params"] = count_parameters_all(teacher)
         student, metrics, result = self._train(spec, data, view, teacher_out)
         rec.update({k: v for k, v in metrics.items() if k != "timed_out"})
+        if isinstance(student, StudentEnsemble):  # online: params and latency of one student
+            student = student[0]
         rec["student_params"] = count_parameters(student)
-        if self.timing:
-            s_lat = full_graph_latency(student, data.graph, data.x)
-            rec["latency_full_ms"] = s_lat["median_ms"]
-            rec["latency_full_p90_ms"] = s_lat["p90_ms"]
-            if teacher is not None:
-                t_lat = full_graph_latency(teacher, data.graph, data.x)
-                rec["teacher_latency_full_ms"] = t_lat["median_ms"]
-                rec["speedup_full"] = t_lat["median_ms"] / s_lat["median_ms"]
+        rec.update(analysis_columns(teacher_out, student, view))  # G-CRD cka/global_corr/local_corr on val nodes
+        rec.update(perturbation_columns(spec.perturbation))
+        if spec.perturbation is None:  # test-time robustness of a model trained clean (gkd_bench.robustness)
+            rec.update(robustness_columns(student, data, spec.seed, metrics.get("test_s0", metrics.get("test")),
+                                          evaluate, resolve_robustness((spec.evaluation or {}).get("robustness"))))
+        if self.timing and spec.perturbation is None:  # full, online@B; teacher, student back to back
+            lat = resolve_latency((spec.evaluation or {}).get("latency"))
+            rec.update(latency_columns(student, teacher, data, spec.seed, lat["batches"], lat["min_run_time"],
+                                       lat["memory"]))
         rec["status"] = "timeout" if metrics.get("timed_out") else "ok"
         return rec
 
@@ -208,6 +256,8 @@ class Runner:
         """Run every spec without an ``ok`` record; returns a Counter of statuses (``done`` = already recorded)."""
         specs = list(specs)
         counts: collections.Counter = collections.Counter()
+        for suite in sorted({s.suite for s in specs}):  # fail before training, not after
+            ensure_writable(record_path(self.results_dir, suite, "probe").parent)
         todo = [s for s in specs if self.rerun or not is_done(self.results_dir, s.suite, s.run_id)]
         counts["done"] = len(specs) - len(todo)
         bar = None

@@ -7,6 +7,8 @@ A suite is a YAML file::
     settings: [transductive]       # and/or inductive
     datasets:                      # name -> loader options (protocol, inductive_fraction, ...)
       cora: {protocol: planetoid}
+      cora-cpf: {dataset: cora, protocol: cpf, settings: [inductive]}  # entry label -> registry name;
+                                   # per-entry settings (``overrides`` are keyed by the entry label)
     train: {epochs: 500, lr: 0.01} # gkd_bench.fit.TrainConfig fields
     models:                        # label -> {model: registry key, train: {...}, **hyperparameters}
       gcn: {model: gcn, hidden: 64}
@@ -39,10 +41,11 @@ import yaml
 
 from gkd_bench.fit import TrainConfig
 from gkd_bench.registry import DATASETS, DISTILLERS, MODELS
+from gkd_bench.robustness import resolve_evaluation, with_evaluation
 
 SUITE_KEYS = {"name", "description", "seeds", "settings", "datasets", "train", "models", "distillers",
-              "experiments", "overrides", "perturbations", "compare"}
-DATASET_KEYS = {"protocol", "inductive_fraction", "options"}
+              "experiments", "overrides", "perturbations", "compare", "robustness", "latency"}
+DATASET_KEYS = {"protocol", "inductive_fraction", "options", "dataset", "settings"}
 MODEL_ARGS_FROM_DATA = ("in_dim", "num_classes")
 
 
@@ -69,6 +72,9 @@ class RunSpec:
     teacher: Optional[dict] = None    # {label, model, hparams, train} or None
     dataset_options: dict = field(default_factory=dict)
     perturbation: Optional[dict] = None
+    # test-time robustness levels and latency settings (gkd_bench.robustness.resolve_evaluation);
+    # they change what is measured, not what is trained, so config_id leaves them out
+    evaluation: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -78,6 +84,7 @@ class RunSpec:
         d = self.to_dict()
         d.pop("seed")
         d.pop("suite")
+        d.pop("evaluation", None)
         return hashlib.sha1(canonical(d).encode()).hexdigest()[:12]
 
     @property
@@ -211,7 +218,10 @@ def resolve_model(label: str, entry: Optional[dict], train: dict) -> dict:
     entry = dict(entry or {})
     key = entry.pop("model", label)
     factory = MODELS.get(key)
-    tcfg = TrainConfig.from_dict(deep_merge(train, entry.pop("train", {}) or {}))
+    try:
+        tcfg = TrainConfig.from_dict(deep_merge(train, entry.pop("train", {}) or {}))
+    except ValueError as e:
+        raise SuiteError(f"model {label!r}: {e}") from None
     hp = resolve_kwargs(factory, entry, "model", label, skip=MODEL_ARGS_FROM_DATA)
     return {"label": label, "model": key, "hparams": hp, "train": tcfg.to_dict()}
 
@@ -247,25 +257,35 @@ def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=No
     name = suite.get("name", "suite")
     ds_cfg = dict(suite.get("datasets") or {})
     if datasets:
-        for d in datasets:
-            DATASETS.get(d)
-        ds_cfg = {d: ds_cfg.get(d, {}) for d in datasets}
+        picked = {}
+        for d in datasets:  # an entry label, or a registry name matching entries' ``dataset``
+            hits = {k: v for k, v in ds_cfg.items() if k == d or (v or {}).get("dataset") == d}
+            if not hits:
+                DATASETS.get(d)
+            picked.update(hits or {d: {}})
+        ds_cfg = picked
     seed_list = parse_seeds(seeds if seeds is not None else suite.get("seeds", 0))
-    setting_list = list(settings or suite.get("settings") or ["transductive"])
     specs: List[RunSpec] = []
     for ds_name, ds_opts in ds_cfg.items():
-        DATASETS.get(ds_name)
+        DATASETS.get((ds_opts or {}).get("dataset", ds_name))
         eff = apply_sets(deep_merge(suite, (suite.get("overrides") or {}).get(ds_name, {})), sets)
         ds_opts = deep_merge(ds_opts or {}, (eff.get("datasets") or {}).get(ds_name) or {})
         unknown = sorted(set(ds_opts) - DATASET_KEYS)
         if unknown:
             raise SuiteError(f"dataset {ds_name!r}: unknown option(s) {unknown}; known: {sorted(DATASET_KEYS)}")
-        protocol = ds_opts.get("protocol", "planetoid")
         options = dict(ds_opts.get("options") or {})
+        ds_key = ds_opts.get("dataset", ds_name)
+        # no protocol given: the loader's default (``default_protocol`` attribute; the loader also
+        # picks it when called with protocol=None), so the spec and its record name the real one
+        protocol = ds_opts.get("protocol") or getattr(DATASETS.get(ds_key), "default_protocol", None)
+        ds_settings = list(ds_opts.get("settings") or suite.get("settings") or ["transductive"])
+        if settings:
+            ds_settings = [s for s in settings if s in ds_settings] if ds_opts.get("settings") else list(settings)
         train = eff.get("train") or {}
         models = dict(eff.get("models") or {})
         dists = dict(eff.get("distillers") or {})
         exps = list(eff.get("experiments") or [])
+        evaluation, n_before = resolve_evaluation(eff), len(specs)
         if students or teachers or distillers:
             for label in list(students or []) + list(teachers or []):
                 if label not in models:
@@ -309,14 +329,15 @@ def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=No
                         s_entry = deep_merge(models.get(s_label) or {"model": s_label}, {})
                         s_entry["train"] = deep_merge(s_entry.get("train") or {}, tpatch)
                         s_spec = resolve_model(s_label, s_entry, train)
-                        for setting in setting_list:
+                        for setting in ds_settings:
                             for seed in seed_list:
-                                specs.append(RunSpec(suite=name, dataset=ds_name, protocol=protocol,
+                                specs.append(RunSpec(suite=name, dataset=ds_key, protocol=protocol,
                                                      setting=setting, student=s_spec, distiller=d_spec,
                                                      seed=seed, teacher=t_spec,
                                                      dataset_options={**options, **(
                                                          {"inductive_fraction": ds_opts.get("inductive_fraction", 0.2)}
                                                          if setting == "inductive" else {})}))
+        specs[n_before:] = with_evaluation(specs[n_before:], evaluation)
     if not specs:
         raise SuiteError(f"suite {name!r}: nothing to run after the filters")
     seen = {}

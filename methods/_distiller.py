@@ -48,13 +48,16 @@ class Distiller(nn.Module):
     """A KD method: its loss terms and any parameters of its own (projection heads).
 
     Subclasses implement :meth:`loss`; online methods (several students, no
-    teacher) override :meth:`train_step`. Class attributes:
-    ``needs_teacher`` (the runner trains/loads a teacher when true) and
-    ``kd_nodes`` (``"all"``: distillation terms on every node of the observed
-    graph, as GLNN; ``"train"``: on labelled training nodes only).
+    teacher) set ``online = True``, implement ``build_students(first, factory)
+    -> StudentEnsemble`` and ``make_optimizers(students, cfg) -> list`` (one
+    optimiser per student) and override :meth:`train_epoch`. Class attributes:
+    ``needs_teacher`` (the runner trains/loads a teacher when true),
+    ``online`` and ``kd_nodes`` (``"all"``: distillation terms on every node
+    of the observed graph, as GLNN; ``"train"``: on labelled training nodes only).
     """
 
     needs_teacher: bool = True
+    online: bool = False
 
     def __init__(self, kd_nodes: str = "all"):
         super().__init__()
@@ -81,3 +84,28 @@ class Distiller(nn.Module):
         terms["loss"].backward()
         optimizer.step()
         return {k: float(v.detach()) for k, v in terms.items()}
+
+    def train_epoch(self, batches, student: nn.Module, optimizer, teacher_out: Optional[ModelOutput]
+                    ) -> Dict[str, float]:
+        """One epoch: :meth:`train_step` on each batch in turn; returns each term's mean over batches.
+
+        A single-graph dataset is one full batch, so this is one step.
+        """
+        acc: Dict[str, list] = {}
+        for batch in batches:
+            for k, v in self.train_step(batch, student, optimizer, teacher_out).items():
+                acc.setdefault(k, []).append(v)
+        return {k: sum(v) / len(v) for k, v in acc.items()}
+
+
+class StudentEnsemble(nn.ModuleList):
+    """The K peer students of an online distiller, as one module.
+
+    Indexing/iterating gives the students; ``forward(graph, x)`` returns the
+    ensemble: ``ModelOutput(mean_k logits_k, ())``, shape ``[N, C]`` (what the
+    runner scores as ``test_ensemble``).
+    """
+
+    def forward(self, graph, x) -> ModelOutput:
+        logits = torch.stack([m(graph, x).logits for m in self]).mean(0)
+        return ModelOutput(logits, ())

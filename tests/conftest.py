@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import gkd_bench  # noqa: F401  (fills the registries)
+from gkd_bench.registry import load_all
+
+load_all()  # fill the registries (they are lazy) before parametrized tests read them
 from gkd_bench.data import GraphData
 
 DATA_ROOT = os.environ.get("GKD_BENCH_DATA")
