@@ -9,7 +9,7 @@ roughly flat. Evaluation is not timed.
 
 Usage::
 
-    GKD_BENCH_DATA=/work/shared/data OMP_NUM_THREADS=1 \\
+    GKD_BENCH_DATA=../shared/data OMP_NUM_THREADS=1 \\
         python benchmarks/alignahead_epoch.py [--dataset coauthor-cs] [--ks 1,2,3,4] \\
         [--epochs 5] [--variant alignahead|alignahead++] [--json out.json]
 

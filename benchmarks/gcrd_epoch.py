@@ -22,7 +22,7 @@ before the timed epochs.
 
 Usage::
 
-    GKD_BENCH_DATA=/work/shared/data OMP_NUM_THREADS=1 \\
+    GKD_BENCH_DATA=../shared/data OMP_NUM_THREADS=1 \\
         python benchmarks/gcrd_epoch.py [--epochs 5] [--chunk 1024] [--samples 16384] [--unchunked] \\
         [--json out.json]
 

@@ -19,7 +19,7 @@ when a dataset misses it.
 
 Usage::
 
-    GKD_BENCH_DATA=/work/shared/data OMP_NUM_THREADS=1 \\
+    GKD_BENCH_DATA=../shared/data OMP_NUM_THREADS=1 \\
         python benchmarks/latency.py [--datasets coauthor-cs amazon-computers] [--batch 10] \\
         [--min-run-time 1.0] [--json out.json]
 

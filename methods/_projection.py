@@ -25,7 +25,7 @@ from torch import nn
 
 from gkd_bench.data import ModelOutput
 from gkd_bench.methods._distiller import Batch, Distiller, task_loss
-from gkd_bench.methods.kd import KL_REDUCTIONS, kd_loss
+from gkd_bench.methods.kd import check_kd_hparams, kd_loss
 
 
 class ProjectionHead(nn.Sequential):
@@ -108,12 +108,7 @@ class RepresentationDistiller(Distiller):
             ValueError: lam outside [0, 1], T <= 0 or unknown ``kl_reduction``.
         """
         lam, T = float(lam), float(T)
-        if not 0.0 <= lam <= 1.0:
-            raise ValueError(f"lam must be in [0, 1], got {lam}")
-        if T <= 0:
-            raise ValueError(f"T must be positive, got {T}")
-        if kl_reduction not in KL_REDUCTIONS:
-            raise ValueError(f"kl_reduction must be one of {KL_REDUCTIONS}, got {kl_reduction!r}")
+        check_kd_hparams(lam, T, kl_reduction)
         self.kd = {"lam": lam, "T": T, "kl_reduction": kl_reduction}
 
     # ------------------------------------------------------------ setup

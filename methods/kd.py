@@ -43,6 +43,20 @@ def kd_loss(z_s: torch.Tensor, z_t: torch.Tensor, T: float = 1.0, reduction: str
     return T * T * kl / max(denom, 1)
 
 
+def check_kd_hparams(lam: float, T: float, kl_reduction: str) -> None:
+    """Validate KD hyperparameters.
+
+    Raises:
+        ValueError: ``lam`` outside [0, 1], ``T <= 0`` or unknown ``kl_reduction``.
+    """
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    if T <= 0:
+        raise ValueError(f"T must be positive, got {T}")
+    if kl_reduction not in KL_REDUCTIONS:
+        raise ValueError(f"kl_reduction must be one of {KL_REDUCTIONS}, got {kl_reduction!r}")
+
+
 @DISTILLERS.register("kd")
 class KD(Distiller):
     """``L = (1-lam) * CE(y, z_s)[train] + lam * T^2 * KL(p_t || p_s)[kd nodes]`` (METHODS.md).
@@ -57,12 +71,7 @@ class KD(Distiller):
     def __init__(self, lam: float = 0.5, T: float = 1.0, kl_reduction: str = "batchmean",
                  kd_nodes: str = "all"):
         super().__init__(kd_nodes)
-        if not 0.0 <= lam <= 1.0:
-            raise ValueError(f"lam must be in [0, 1], got {lam}")
-        if T <= 0:
-            raise ValueError(f"T must be positive, got {T}")
-        if kl_reduction not in KL_REDUCTIONS:
-            raise ValueError(f"kl_reduction must be one of {KL_REDUCTIONS}, got {kl_reduction!r}")
+        check_kd_hparams(lam, T, kl_reduction)
         self.lam, self.T, self.kl_reduction = float(lam), float(T), kl_reduction
 
     def loss(self, batch, student_out, teacher_out):
