@@ -252,3 +252,15 @@ def processed_cache(path: Path, build):
     torch.save(out, tmp)
     os.replace(tmp, path)
     return out
+
+
+def describe_loader(load, default_protocol: str, protocols: tuple, metric: str):
+    """Attach the attributes every registered loader exposes and return ``load``.
+
+    ``default_protocol`` is used when a suite names none; ``protocols`` lists the
+    accepted ones; ``metric`` is what the dataset is evaluated by (``gkd-bench datasets``).
+    """
+    load.default_protocol = default_protocol
+    load.protocols = tuple(protocols)
+    load.metric = metric
+    return load

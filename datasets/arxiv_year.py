@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from gkd_bench.data import DatasetError, GraphData, MissingDataError
-from gkd_bench.datasets._io import data_root, ensure_files, files_digest, validate
+from gkd_bench.datasets._io import describe_loader, data_root, ensure_files, files_digest, validate
 from gkd_bench.datasets.ogbn import ogb_files, ogb_raw
 from gkd_bench.registry import DATASETS
 
@@ -125,7 +125,4 @@ def load_arxiv_year(*, root=None, cache=None, protocol: Optional[str] = None, se
     return validate(data, f"{root / 'ogb/ogbn_arxiv'} + {split_path}")
 
 
-load_arxiv_year.default_protocol = "linkx"
-load_arxiv_year.protocols = ("linkx",)
-load_arxiv_year.metric = "accuracy"
-DATASETS.register("arxiv-year")(load_arxiv_year)
+DATASETS.register("arxiv-year")(describe_loader(load_arxiv_year, "linkx", ("linkx",), "accuracy"))

@@ -40,7 +40,7 @@ import warnings
 from typing import Optional
 
 from gkd_bench.data import DatasetError, GraphData
-from gkd_bench.datasets._io import (cache_root, data_root, ensure_files, files_digest, mask_to_index,
+from gkd_bench.datasets._io import (describe_loader, cache_root, data_root, ensure_files, files_digest, mask_to_index,
                                     processed_cache, quiet, stage_links, validate)
 from gkd_bench.registry import DATASETS
 
@@ -190,10 +190,7 @@ def _loader(name: str):
 
     load.__doc__ = (f"Load ``{name}`` (Geom-GCN files, DGL's ``{DGL_CLASSES[name]}``) with geom-gcn split "
                     f"``seed % 10``; undirected without self-loops unless ``directed``.")
-    load.default_protocol = "geom-gcn"
-    load.protocols = ("geom-gcn", "platonov")
-    load.metric = "accuracy"
-    return load
+    return describe_loader(load, "geom-gcn", ("geom-gcn", "platonov"), "accuracy")
 
 
 for _name in STEMS:

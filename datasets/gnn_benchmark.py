@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Optional
 
 from gkd_bench.data import GraphData
-from gkd_bench.datasets._io import data_root, ensure_files
+from gkd_bench.datasets._io import describe_loader, data_root, ensure_files
 from gkd_bench.datasets.cpf import cpf_from_npz
 from gkd_bench.registry import DATASETS
 
@@ -60,10 +60,7 @@ def _loader(name: str):
     load.__doc__ = (f"Load ``{name}`` from ``gnn-benchmark/{FILES[name]}.npz`` under GLNN's ``cpf`` protocol "
                     f"(largest connected component; ``train_per_class``/``val_per_class`` nodes per class "
                     f"drawn with ``RandomState(seed)``). Raises MissingDataError / DatasetError.")
-    load.default_protocol = "cpf"
-    load.protocols = ("cpf",)
-    load.metric = "accuracy"
-    return load
+    return describe_loader(load, "cpf", ("cpf",), "accuracy")
 
 
 for _name in FILES:

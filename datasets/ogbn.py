@@ -33,7 +33,7 @@ from typing import Optional
 import torch
 
 from gkd_bench.data import DatasetError, GraphData
-from gkd_bench.datasets._io import (cache_root, data_root, ensure_files, files_digest, quiet, stage_links,
+from gkd_bench.datasets._io import (describe_loader, cache_root, data_root, ensure_files, files_digest, quiet, stage_links,
                                     validate)
 from gkd_bench.registry import DATASETS
 
@@ -117,10 +117,7 @@ def _loader(name: str):
 
     load.__doc__ = (f"Load ``{name}`` with OGB's ``DglNodePropPredDataset`` and its official split "
                     f"(see module docstring). Raises MissingDataError before OGB runs / DatasetError.")
-    load.default_protocol = "ogb"
-    load.protocols = ("ogb",)
-    load.metric = "accuracy"
-    return load
+    return describe_loader(load, "ogb", ("ogb",), "accuracy")
 
 
 for _name in SPLIT_TYPE:

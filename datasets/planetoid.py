@@ -17,7 +17,7 @@ import warnings
 from typing import Optional
 
 from gkd_bench.data import DatasetError, GraphData
-from gkd_bench.datasets._io import (cache_root, data_root, ensure_files, files_digest, mask_to_index,
+from gkd_bench.datasets._io import (describe_loader, cache_root, data_root, ensure_files, files_digest, mask_to_index,
                                     stage_links, validate)
 from gkd_bench.registry import DATASETS
 
@@ -108,10 +108,7 @@ def _loader(name):
                     f"(option ``features``: normalized (default) | binary, see :func:`with_features`) | "
                     f"(Planetoid files + geom-gcn split k = seed % 10) | cpf (``cpf/{name}.npz``, GLNN's "
                     f"pipeline, see :mod:`gkd_bench.datasets.cpf`).")
-    load.default_protocol = "planetoid"
-    load.protocols = ("planetoid", "geom-gcn", "cpf")
-    load.metric = "accuracy"
-    return load
+    return describe_loader(load, "planetoid", ("planetoid", "geom-gcn", "cpf"), "accuracy")
 
 
 for _name in ("cora", "citeseer", "pubmed"):

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from gkd_bench.data import DatasetError, GraphData
-from gkd_bench.datasets._io import (check_edges, check_shape, data_root, ensure_files, files_digest,
+from gkd_bench.datasets._io import (describe_loader, check_edges, check_shape, data_root, ensure_files, files_digest,
                                     mask_to_index, read_npz, validate)
 from gkd_bench.registry import DATASETS
 
@@ -114,10 +114,7 @@ def _loader(name: str):
 
     load.__doc__ = (f"Load ``{name}`` (Platonov et al.'s npz) with fixed split ``seed % 10``; metric {metric}. "
                     f"Raises MissingDataError / DatasetError.")
-    load.default_protocol = "platonov"
-    load.protocols = ("platonov",)
-    load.metric = metric
-    return load
+    return describe_loader(load, "platonov", ("platonov",), metric)
 
 
 for _name in NAMES:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from gkd_bench.data import DatasetError, GraphData
-from gkd_bench.datasets._io import check_edges, data_root, ensure_files, files_digest, validate
+from gkd_bench.datasets._io import describe_loader, check_edges, data_root, ensure_files, files_digest, validate
 from gkd_bench.registry import DATASETS
 
 URL = "https://data.dgl.ai/dataset/ppi.zip"
@@ -144,7 +144,4 @@ def load_ppi(*, root=None, cache=None, protocol: Optional[str] = None, seed: int
     return first.replace(graphs=graphs, version=version, split_index=0)
 
 
-load_ppi.default_protocol = "ppi"
-load_ppi.protocols = ("ppi",)
-load_ppi.metric = "micro_f1"
-DATASETS.register("ppi")(load_ppi)
+DATASETS.register("ppi")(describe_loader(load_ppi, "ppi", ("ppi",), "micro_f1"))
