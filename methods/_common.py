@@ -40,6 +40,29 @@ def make_norm(kind, dim: int) -> nn.Module:
     raise ValueError(f"norm must be one of none, batch, layer; got {kind!r}")
 
 
+INPUT_NORMS = (None, "l1")
+
+
+def normalize_input(x: torch.Tensor, kind) -> torch.Tensor:
+    """Input preprocessing inside the model: ``None`` (identity) or ``"l1"`` row normalisation.
+
+    ``"l1"`` divides each row of ``x`` ``[N, F]`` by its L1 norm (rows of zeros
+    stay zero). For non-negative bag-of-words features this is the row
+    normalisation of Kipf & Welling (ICLR 2017, ``preprocess_features``) and
+    Velickovic et al. (ICLR 2018); using the absolute sum keeps it bounded when
+    test-time noise makes entries negative. Living in the model, it is applied
+    to whatever features the model sees, perturbed ones included.
+
+    Raises:
+        ValueError: for a kind other than ``None`` or ``"l1"``.
+    """
+    if kind in (None, "none", False):
+        return x
+    if kind == "l1":
+        return nn.functional.normalize(x, p=1.0, dim=1)
+    raise ValueError(f"input_norm must be one of none, l1; got {kind!r}")
+
+
 def check_layers(num_layers: int) -> None:
     if int(num_layers) < 1:
         raise ValueError(f"num_layers must be >= 1, got {num_layers}")

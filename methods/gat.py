@@ -1,10 +1,11 @@
 """Graph attention network (Velickovic et al., ICLR 2018) on DGL's GATConv."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from gkd_bench.data import ModelOutput
-from gkd_bench.methods._common import activation, check_layers, with_self_loops
+from gkd_bench.methods._common import activation, check_layers, normalize_input, with_self_loops
 from gkd_bench.registry import MODELS
 
 
@@ -15,12 +16,17 @@ class GAT(nn.Module):
     ``num_layers - 1`` tensors ``[N, hidden * heads]`` (post-activation, before
     dropout). Velickovic's Cora setting: 2 layers, 8 heads x 8 hidden, ELU,
     dropout 0.6 on features and attention, lr 0.005, weight decay 5e-4.
+    ``input_norm="l1"`` row-normalises the input features first, as Velickovic's
+    preprocessing does (:func:`~gkd_bench.methods._common.normalize_input`).
     """
 
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 8, num_layers: int = 2,
                  heads: int = 8, out_heads: int = 1, dropout: float = 0.6, attn_dropout: float = 0.6,
-                 negative_slope: float = 0.2, residual: bool = False, act: str = "elu"):
+                 negative_slope: float = 0.2, residual: bool = False, act: str = "elu",
+                 input_norm=None):
         super().__init__()
+        normalize_input(torch.zeros(1, 1), input_norm)  # validate early
+        self.input_norm = input_norm
         from dgl.nn import GATConv
 
         check_layers(num_layers)
@@ -37,7 +43,7 @@ class GAT(nn.Module):
 
     def forward(self, graph, x) -> ModelOutput:
         g = with_self_loops(graph)
-        h = x
+        h = normalize_input(x, self.input_norm)
         hidden = []
         for i, layer in enumerate(self.layers):
             h = layer(g, self.dropout(h))
@@ -52,7 +58,8 @@ class GAT(nn.Module):
 @MODELS.register("gat")
 def gat(in_dim: int, num_classes: int, hidden: int = 8, num_layers: int = 2, heads: int = 8,
         out_heads: int = 1, dropout: float = 0.6, attn_dropout: float = 0.6,
-        negative_slope: float = 0.2, residual: bool = False, act: str = "elu") -> GAT:
+        negative_slope: float = 0.2, residual: bool = False, act: str = "elu",
+        input_norm=None) -> GAT:
     """Factory for :class:`GAT`; keyword arguments are its hyperparameters."""
     return GAT(in_dim, num_classes, hidden, num_layers, heads, out_heads, dropout, attn_dropout,
-               negative_slope, residual, act)
+               negative_slope, residual, act, input_norm)

@@ -112,3 +112,30 @@ def test_sign_trains_with_fit_and_as_a_gcrd_student():
     d.setup(data, student, t_out)
     res = fit(student, d, data, t_out, TrainConfig(epochs=5, patience=5))
     assert res.epochs_run == 5 and np.isfinite(res.history[-1]["loss"])
+
+
+def test_input_norm_l1_golden_values_and_bad_kind():
+    """Kipf/Velickovic row normalisation: each row divided by its L1 norm; zero rows stay zero."""
+    from gkd_bench.methods._common import normalize_input
+
+    x = torch.tensor([[1.0, 0.0, 3.0], [0.0, 0.0, 0.0], [-1.0, 1.0, 2.0]])
+    out = normalize_input(x, "l1")
+    expected = torch.tensor([[0.25, 0.0, 0.75], [0.0, 0.0, 0.0], [-0.25, 0.25, 0.5]])
+    assert torch.allclose(out, expected)
+    assert normalize_input(x, None) is x
+    with pytest.raises(ValueError, match="input_norm must be one of none, l1; got 'l2'"):
+        normalize_input(x, "l2")
+    with pytest.raises(ValueError, match="input_norm"):
+        MODELS.get("gat")(4, 3, input_norm="sum")
+
+
+def test_gat_input_norm_is_invariant_to_feature_scale():
+    """With input_norm='l1' a GAT cannot tell x from 5x (it sees the normalised rows)."""
+    g, x = _graph()
+    x = x.abs().float()
+    torch.manual_seed(0)
+    model = MODELS.get("gat")(4, 3, input_norm="l1").eval()
+    assert torch.allclose(model(g, x).logits, model(g, 5 * x).logits, atol=1e-6)
+    torch.manual_seed(0)
+    plain = MODELS.get("gat")(4, 3).eval()
+    assert not torch.allclose(plain(g, x).logits, plain(g, 5 * x).logits, atol=1e-3)
