@@ -123,7 +123,10 @@ class Runner:
         rerun: run even when an ``ok`` record exists.
         fail_fast: raise on the first failure instead of recording it.
         timing: measure inference latency (adds ~0.5 s per run).
+        device: ``cpu`` (or ``cuda``: Ray tasks then reserve one GPU each).
     """
+
+    executor = "local"  # provenance column of the records; "ray" inside Ray tasks (gkd_bench.executors)
 
     def __init__(self, results_dir, data_root=None, cache_dir=None, rerun: bool = False,
                  fail_fast: bool = False, timing: bool = True, device: str = "cpu"):
@@ -280,11 +283,18 @@ class Runner:
             "perturbation": canonical(spec.perturbation) if spec.perturbation else None,
             "spec": canonical(spec.to_dict()),
             "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "status": "running", "error": None, **environment(self.device),
+            "status": "running", "error": None, "executor": self.executor, **environment(self.device),
         }
 
-    def run(self, specs: Iterable[RunSpec], progress: bool = True) -> collections.Counter:
-        """Run every spec without an ``ok`` record; returns a Counter of statuses (``done`` = already recorded)."""
+    def run(self, specs: Iterable[RunSpec], progress: bool = True, executor=None) -> collections.Counter:
+        """Run every spec without an ``ok`` record; returns a Counter of statuses (``done`` = already recorded).
+
+        ``executor``: where the runs execute (:mod:`gkd_bench.executors`); ``None``
+        = :class:`~gkd_bench.executors.LocalExecutor`, one after another in this process.
+        """
+        from gkd_bench.executors import LocalExecutor
+
+        executor = executor or LocalExecutor()
         specs = list(specs)
         counts: collections.Counter = collections.Counter()
         for suite in sorted({s.suite for s in specs}):  # fail before training, not after
@@ -297,15 +307,8 @@ class Runner:
 
             bar = tqdm(total=len(todo), unit="run", dynamic_ncols=True)
         try:
-            for spec in todo:
-                if bar is not None:
-                    bar.set_description(f"{spec.dataset} {spec.teacher['label'] if spec.teacher else '-'}"
-                                        f"->{spec.student['label']} {spec.distiller['label']} s{spec.seed}")
-                rec = self._run_safely(spec)
-                write_record(record_path(self.results_dir, spec.suite, spec.run_id), rec)
-                counts[rec["status"]] += 1
-                if bar is not None:
-                    bar.update(1)
+            if todo:
+                executor.execute(self, todo, counts, bar)
         finally:
             if bar is not None:
                 bar.close()
