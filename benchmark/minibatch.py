@@ -170,7 +170,7 @@ def minibatches(view: GraphData, distiller, model, cfg, teacher_out: Optional[Mo
         import dgl
 
         sampler = dgl.dataloading.NeighborSampler(fan_out_for(model, cfg))
-        for input_nodes, output_nodes, blocks in _dataloader(view.graph, seeds, sampler, bs, True):
+        for input_nodes, output_nodes, blocks in _dataloader(view.graph, seeds.to(view.graph.idtype), sampler, bs, True):
             yield batch(output_nodes.long(), blocks, view.x[input_nodes.long()])
         return
     perm = seeds[torch.randperm(len(seeds))]
