@@ -170,7 +170,7 @@ def split_eval(model: torch.nn.Module, view: GraphData, split: str, batch_size: 
         idx = torch.arange(len(y))
     else:
         idx = view.splits[split]
-        logits, y = predict(model, view.graph, view.x, batch_size).logits, view.y
+        logits, y = predict(model, view.graph, view.x, batch_size, keep_hidden=False).logits, view.y
     return (score(view.metric, logits[idx], y[idx]),
             float(task_loss(logits, y, idx, view.multilabel)))
 
@@ -181,18 +181,20 @@ def split_score(model: torch.nn.Module, view: GraphData, split: str, batch_size:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, graph, x: torch.Tensor, batch_size: Optional[int] = None) -> ModelOutput:
+def predict(model: torch.nn.Module, graph, x: torch.Tensor, batch_size: Optional[int] = None,
+            keep_hidden: bool = True) -> ModelOutput:
     """Eval-mode forward pass without gradients.
 
     ``batch_size=None``: one forward pass on the whole graph. Otherwise
     bounded-memory inference with ``batch_size`` nodes per chunk
     (:func:`gkd_bench.minibatch.predict_batched`: layer-wise for sampled GNNs,
-    node chunks for MLP / SA-MLP), what mini-batch runs use.
+    node chunks for MLP / SA-MLP), what mini-batch runs use; there
+    ``keep_hidden=False`` drops the ``[N, d]`` hidden tensors (scores need logits only).
     """
     if batch_size is not None:
         from gkd_bench.minibatch import predict_batched
 
-        return predict_batched(model, graph, x, int(batch_size))
+        return predict_batched(model, graph, x, int(batch_size), keep_hidden)
     was = model.training
     model.eval()
     out = model(graph, x)

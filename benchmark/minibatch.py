@@ -197,39 +197,50 @@ def forward_batch(model, batch) -> ModelOutput:
 
 
 @torch.no_grad()
-def predict_batched(model, graph, x: torch.Tensor, batch_size: int) -> ModelOutput:
+def predict_batched(model, graph, x: torch.Tensor, batch_size: int, keep_hidden: bool = True) -> ModelOutput:
     """Eval-mode outputs on every node of ``graph`` with memory bounded by ``batch_size``.
 
     Sampled GNNs: ``model.inference(graph, x, batch_size)`` (layer-wise, full
     neighbourhoods: equal to ``model(graph, x)`` up to float rounding).
-    Node-wise students: chunks of ``batch_size`` nodes. Other models (and
-    ensembles): the full forward pass.
+    Node-wise students: chunks of ``batch_size`` nodes written into
+    preallocated outputs. Other models (and ensembles): the full forward pass.
+    ``keep_hidden=False`` returns no hidden tensors (evaluation needs logits
+    only), so nothing of size ``[N, hidden]`` outlives a layer.
 
     Returns:
-        ``ModelOutput`` with ``logits`` ``[N, C]`` and the hidden tensors ``[N, d_l]``.
+        ``ModelOutput`` with ``logits`` ``[N, C]`` and the hidden tensors ``[N, d_l]``
+        (``()`` when ``keep_hidden`` is false).
     """
     was = model.training
     model.eval()
     try:
         if supports_blocks(model):
-            return model.inference(graph, x, batch_size)
+            return model.inference(graph, x, batch_size, keep_hidden=keep_hidden)
         if not node_batchable(model):
-            return model(graph, x)
+            out = model(graph, x)
+            return out if keep_hidden else ModelOutput(out.logits, ())
         n = x.shape[0]
-        parts: List[ModelOutput] = []
+        logits, hidden = None, ()
         for i in range(0, n, batch_size):
             nodes = torch.arange(i, min(i + batch_size, n))
             if getattr(model, "graph_free", False):
-                parts.append(model(None, x[nodes]))
+                part = model(None, x[nodes])
             else:
-                parts.append(model.forward_nodes(graph, x, nodes))
-        hidden = tuple(torch.cat([p.hidden[k] for p in parts]) for k in range(len(parts[0].hidden)))
-        return ModelOutput(torch.cat([p.logits for p in parts]), hidden)
+                part = model.forward_nodes(graph, x, nodes)
+            if logits is None:
+                logits = part.logits.new_empty((n,) + tuple(part.logits.shape[1:]))
+                if keep_hidden:
+                    hidden = tuple(h.new_empty((n,) + tuple(h.shape[1:])) for h in part.hidden)
+            logits[i:i + len(nodes)] = part.logits
+            for h, ph in zip(hidden, part.hidden):
+                h[i:i + len(nodes)] = ph
+        return ModelOutput(logits, hidden)
     finally:
         model.train(was)
 
 
-def layerwise_inference(layers, post, graph, x: torch.Tensor, batch_size: int) -> ModelOutput:
+def layerwise_inference(layers, post, graph, x: torch.Tensor, batch_size: int,
+                        keep_hidden: bool = True) -> ModelOutput:
     """Layer-wise full-neighbourhood inference of a stack of DGL conv ``layers``.
 
     For each layer in turn, every node's output is computed from the previous
@@ -243,6 +254,8 @@ def layerwise_inference(layers, post, graph, x: torch.Tensor, batch_size: int) -
         graph: the full ``dgl.DGLGraph``.
         x: node features ``[N, F]``.
         batch_size: destination nodes per chunk.
+        keep_hidden: keep every hidden layer's output (else each is freed once
+            the next layer is computed and ``hidden`` is ``()``).
 
     Returns:
         ``ModelOutput(logits [N, C], hidden)`` with one ``[N, d_l]`` per hidden layer.
@@ -262,7 +275,7 @@ def layerwise_inference(layers, post, graph, x: torch.Tensor, batch_size: int) -
             if out is None:
                 out = hb.new_empty((n,) + tuple(hb.shape[1:]))
             out[output_nodes.long()] = hb
-        if i < len(layers) - 1:
+        if i < len(layers) - 1 and keep_hidden:
             hidden.append(out)
         h = out
     return ModelOutput(h, tuple(hidden))

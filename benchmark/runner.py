@@ -75,11 +75,11 @@ def evaluate(model: torch.nn.Module, data: GraphData, view: GraphData,
     if data.graphs:  # multi-graph (PPI): every node of the val / test graphs, pooled
         return {"val": split_score(model, data, "val"), "test": split_score(model, data, "test")}
     if data.setting != "inductive":
-        out = predict(model, data.graph, data.x, batch_size).logits
+        out = predict(model, data.graph, data.x, batch_size, keep_hidden=False).logits
         return {"val": score(m, out[data.splits["val"]], data.y[data.splits["val"]]),
                 "test": score(m, out[data.splits["test"]], data.y[data.splits["test"]])}
-    obs = predict(model, view.graph, view.x, batch_size).logits
-    full = predict(model, data.graph, data.x, batch_size).logits
+    obs = predict(model, view.graph, view.x, batch_size, keep_hidden=False).logits
+    full = predict(model, data.graph, data.x, batch_size, keep_hidden=False).logits
     res = {"val": score(m, obs[view.splits["val"]], view.y[view.splits["val"]]),
            "test_tran": score(m, obs[view.splits["test_tran"]], view.y[view.splits["test_tran"]]),
            "test_ind": score(m, full[data.splits["test_ind"]], data.y[data.splits["test_ind"]])}

@@ -53,7 +53,7 @@ class SAGE(nn.Module):
                 h = self.dropout(h)
         return ModelOutput(h, tuple(hidden))
 
-    def inference(self, graph, x, batch_size: int = 16384) -> ModelOutput:
+    def inference(self, graph, x, batch_size: int = 16384, keep_hidden: bool = True) -> ModelOutput:
         """Layer-wise full-neighbourhood inference (eval mode: no dropout, norms' running statistics).
 
         Equals ``forward(graph, x)`` in eval mode up to float rounding; peak
@@ -62,11 +62,13 @@ class SAGE(nn.Module):
         (:func:`gkd_bench.minibatch.layerwise_inference`).
 
         Returns:
-            ``ModelOutput`` with ``logits`` ``[N, num_classes]`` and ``hidden`` as ``forward``.
+            ``ModelOutput`` with ``logits`` ``[N, num_classes]`` and ``hidden`` as ``forward``
+            (``()`` when ``keep_hidden`` is false: then only two layers' outputs are alive at once).
         """
         from gkd_bench.minibatch import layerwise_inference
 
-        return layerwise_inference(self.layers, lambda i, h: self.norms[i](h).relu(), graph, x, batch_size)
+        return layerwise_inference(self.layers, lambda i, h: self.norms[i](h).relu(), graph, x, batch_size,
+                                   keep_hidden)
 
 
 @MODELS.register("sage")

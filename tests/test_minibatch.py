@@ -39,6 +39,9 @@ def test_sage_layerwise_inference_equals_full_forward(aggregator, norm):
     assert len(chunked.hidden) == len(full.hidden) == 2
     for a, b in zip(chunked.hidden, full.hidden):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    logits_only = predict(model, data.graph, data.x, batch_size=37, keep_hidden=False)
+    assert logits_only.hidden == ()
+    torch.testing.assert_close(logits_only.logits, chunked.logits, atol=1e-5, rtol=0)
 
 
 def test_node_wise_students_chunked_inference_equals_full_forward():
@@ -50,6 +53,9 @@ def test_node_wise_students_chunked_inference_equals_full_forward():
         torch.testing.assert_close(chunked.logits, full.logits, atol=1e-5, rtol=0)
         for a, b in zip(chunked.hidden, full.hidden):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+        logits_only = predict(model, data.graph, data.x, batch_size=33, keep_hidden=False)
+        assert logits_only.hidden == ()
+    torch.testing.assert_close(logits_only.logits, chunked.logits, atol=1e-5, rtol=0)
 
 
 def test_sampled_training_never_runs_on_the_whole_graph(monkeypatch):
