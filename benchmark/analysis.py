@@ -108,7 +108,8 @@ def representation_analysis(teacher_out: ModelOutput, student_out: ModelOutput, 
     return res
 
 
-def analysis_columns(teacher_out: Optional[ModelOutput], student, view) -> Dict[str, float]:
+def analysis_columns(teacher_out: Optional[ModelOutput], student, view,
+                     batch_size: Optional[int] = None) -> Dict[str, float]:
     """Record columns ``cka``, ``global_corr``, ``local_corr`` for a trained student (Runner.run_one).
 
     Computed on the validation nodes of the training view ``view`` from the
@@ -116,12 +117,13 @@ def analysis_columns(teacher_out: Optional[ModelOutput], student, view) -> Dict[
     the same graph, last hidden layer of each. Empty when there is no teacher,
     either model has no hidden representation, or the view is multi-graph
     (PPI: its validation nodes live in separate graphs; not computed yet).
+    ``batch_size``: bounded-memory inference of mini-batch runs (:func:`gkd_bench.fit.predict`).
     """
     if teacher_out is None or not teacher_out.hidden or getattr(view, "graphs", None):
         return {}
     from gkd_bench.fit import predict
 
-    student_out = predict(student, view.graph, view.x)
+    student_out = predict(student, view.graph, view.x, batch_size)
     if not student_out.hidden:
         return {}
     return representation_analysis(teacher_out, student_out, view.graph, view.splits["val"])

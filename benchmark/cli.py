@@ -32,7 +32,8 @@ def _config_errors() -> tuple:
     torch; a class can only have been raised once its module was imported, so unimported ones are skipped
     (``report`` and the site then run without importing torch)."""
     errors = [UnknownNameError, OSError, ValueError]
-    for module, name in (("gkd_bench.data", "DatasetError"), ("gkd_bench.spec", "SuiteError")):
+    for module, name in (("gkd_bench.data", "DatasetError"), ("gkd_bench.spec", "SuiteError"),
+                         ("gkd_bench.executors", "ExecutorUnavailable")):
         if module in sys.modules:
             errors.append(getattr(sys.modules[module], name))
     return tuple(errors)
@@ -94,10 +95,19 @@ def list_cmd(what):
 @click.option("--dry-run", is_flag=True, help="list the runs, train nothing")
 @click.option("--report/--no-report", default=True, show_default=True, help="write the leaderboard afterwards")
 @click.option("--cache-dir", envvar="GKD_BENCH_CACHE", default=None, type=click.Path(file_okay=False))
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: one run after another in this process; ray: one Ray task per run "
+                   "(needs pip install gkd-bench[ray]; results/cache/data dirs on shared storage)")
+@click.option("--address", default=None,
+              help="Ray cluster address (auto, ray://HOST:10001, HOST:6379); default: start a local Ray")
+@click.option("--cpus-per-task", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Ray: CPUs each run reserves (torch threads inside the task)")
+@click.option("--max-retries", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Ray: retries of a run whose worker process died")
 @data_dir_opt
 @results_dir_opt
 def run(run_all, suite, dataset, teacher, student, distiller, setting, seeds, sets, rerun, fail_fast, no_timing,
-        dry_run, report, cache_dir, data_dir, results_dir):
+        dry_run, report, cache_dir, executor, address, cpus_per_task, max_retries, data_dir, results_dir):
     """Run a suite (or a narrowed part of it); finished runs are skipped."""
     from gkd_bench.records import record_path, read_record
     from gkd_bench.runner import Runner
@@ -105,6 +115,12 @@ def run(run_all, suite, dataset, teacher, student, distiller, setting, seeds, se
 
     if run_all and suite:
         raise click.UsageError("give --all or --suite, not both")
+    if address and executor != "ray":
+        raise click.UsageError("--address needs --executor ray")
+    if executor == "ray" and not dry_run:  # before any work: a clear error when the extra is missing
+        from gkd_bench.executors import import_ray
+
+        import_ray()
     suite_dict = load_suite(suite or "default")
     specs = expand(suite_dict, datasets=_split(dataset), teachers=_split(teacher), students=_split(student),
                    distillers=_split(distiller), seeds=seeds, settings=list(setting) or None, sets=sets)
@@ -117,10 +133,13 @@ def run(run_all, suite, dataset, teacher, student, distiller, setting, seeds, se
                        f"{s.distiller['label']:<10} seed {s.seed}  {done or ''}")
         click.echo(f"{len(specs)} runs")
         return
+    from gkd_bench.executors import make_executor
+
     runner = Runner(results_dir, data_root=data_dir, cache_dir=cache_dir, rerun=rerun, fail_fast=fail_fast,
                     timing=not no_timing)
     try:
-        counts = runner.run(specs, progress=sys.stderr.isatty() or True)
+        counts = runner.run(specs, progress=sys.stderr.isatty() or True,
+                            executor=make_executor(executor, address, cpus_per_task, max_retries))
     except KeyboardInterrupt:
         click.echo("\ninterrupted: every finished run is recorded; run the same command again to resume",
                    err=True)

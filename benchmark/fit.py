@@ -1,6 +1,8 @@
 """The one training loop: teachers and students alike (DESIGN.md "Flow of one run").
 
-Full-batch training with Adam, evaluation on the validation split every
+Full-batch or mini-batch training (``TrainConfig.batching``; mini-batches,
+neighbour sampling and bounded-memory inference live in
+:mod:`gkd_bench.minibatch`) with Adam, evaluation on the validation split every
 ``eval_every`` epochs, early stopping after ``patience`` epochs without a
 better validation score, and the best-validation weights restored. "Better"
 is a higher validation score, or an equal score with a lower validation loss
@@ -16,7 +18,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -41,6 +43,16 @@ class TrainConfig:
         eval_every: evaluate every this many epochs.
         max_time_s: wall-clock budget in seconds (0 = none); exceeding it ends
             training early with the best weights so far and flags ``timed_out``.
+        batching: ``auto`` (mini-batch above
+            :data:`gkd_bench.minibatch.AUTO_MINIBATCH_NODES` nodes when the model
+            and distiller support it), ``full`` or ``minibatch`` (an error when
+            unsupported); see :mod:`gkd_bench.minibatch`. An epoch is then one
+            pass over the seed nodes.
+        batch_size: seed nodes per mini-batch.
+        fan_out: neighbours sampled per layer (input layer first) for sampled
+            GNNs; ``None``: the model's ``fan_out`` hyperparameter, else 10 per layer.
+        eval_batch_size: destination nodes per chunk of mini-batch runs'
+            layer-wise / chunked inference (evaluation, teacher outputs).
     """
 
     epochs: int = 500
@@ -49,20 +61,62 @@ class TrainConfig:
     patience: int = 100
     eval_every: int = 1
     max_time_s: float = 0.0
+    batching: str = "auto"
+    batch_size: int = 1024
+    fan_out: Optional[Tuple[int, ...]] = None
+    eval_batch_size: int = 16384
+
+    # fields added after records existed: left out of ``to_dict`` at their default, so the
+    # config_id (a hash of the spec's train dict) of every earlier spec is unchanged
+    _OMIT_AT_DEFAULT = ("batching", "batch_size", "fan_out", "eval_batch_size")
+
+    def __post_init__(self):
+        if self.fan_out is not None:
+            object.__setattr__(self, "fan_out", tuple(int(f) for f in self.fan_out))
 
     @classmethod
     def from_dict(cls, d: Optional[dict]) -> "TrainConfig":
-        """Build from a dict; unknown keys raise ``ValueError`` naming them and the known ones."""
+        """Build from a dict; unknown keys raise ``ValueError`` naming them and the known ones.
+
+        Raises:
+            ValueError: unknown keys, an unknown ``batching``, a non-positive
+                ``batch_size``/``eval_batch_size`` or a malformed ``fan_out``.
+        """
         d = dict(d or {})
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown train option(s) {unknown}; known: {sorted(known)}")
         types = {f.name: f.type for f in dataclasses.fields(cls)}
-        return cls(**{k: (int(v) if types[k] == "int" else float(v)) for k, v in d.items()})
+        out = {}
+        for k, v in d.items():
+            if k == "batching":
+                from gkd_bench.minibatch import BATCHING_MODES
+
+                if v not in BATCHING_MODES:
+                    raise ValueError(f"train.batching must be one of {list(BATCHING_MODES)}, got {v!r}")
+                out[k] = str(v)
+            elif k == "fan_out":
+                if v is not None and (not isinstance(v, (list, tuple)) or not v
+                                      or any(int(f) < 1 for f in v)):
+                    raise ValueError(f"train.fan_out must be a list of positive ints (one per layer), got {v!r}")
+                out[k] = None if v is None else tuple(int(f) for f in v)
+            else:
+                out[k] = int(v) if types[k] == "int" else float(v)
+        for k in ("batch_size", "eval_batch_size"):
+            if k in out and out[k] < 1:
+                raise ValueError(f"train.{k} must be positive, got {out[k]}")
+        return cls(**out)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every field, except the mini-batch ones while at their defaults (stable config ids)."""
+        d = dataclasses.asdict(self)
+        for k in self._OMIT_AT_DEFAULT:
+            if d[k] == getattr(type(self), k):
+                del d[k]
+        if d.get("fan_out") is not None:
+            d["fan_out"] = list(d["fan_out"])
+        return d
 
 
 @dataclass
@@ -75,6 +129,7 @@ class FitResult:
     history: List[Dict[str, float]] = field(default_factory=list)
     member_best_epochs: List[int] = field(default_factory=list)   # online: per student
     member_best_vals: List[float] = field(default_factory=list)
+    batching: str = "full"                                         # "full" | "minibatch"
 
 
 def make_batch(view: GraphData, distiller: Distiller) -> Batch:
@@ -104,10 +159,10 @@ def make_batches(view: GraphData, distiller: Distiller) -> List[Batch]:
     return out
 
 
-def split_eval(model: torch.nn.Module, view: GraphData, split: str) -> tuple:
+def split_eval(model: torch.nn.Module, view: GraphData, split: str, batch_size: Optional[int] = None) -> tuple:
     """(score in %, task loss) of ``model`` on ``split`` of ``view``: the split's nodes of the
     graph, or for a multi-graph view every node of the split's graphs, pooled (micro-F1 over
-    all of them)."""
+    all of them). ``batch_size``: bounded-memory inference (see :func:`predict`)."""
     if view.graphs:
         parts = view.graphs[split]
         logits = torch.cat([predict(model, p.graph, p.x).logits for p in parts])
@@ -115,19 +170,31 @@ def split_eval(model: torch.nn.Module, view: GraphData, split: str) -> tuple:
         idx = torch.arange(len(y))
     else:
         idx = view.splits[split]
-        logits, y = predict(model, view.graph, view.x).logits, view.y
+        logits, y = predict(model, view.graph, view.x, batch_size, keep_hidden=False).logits, view.y
     return (score(view.metric, logits[idx], y[idx]),
             float(task_loss(logits, y, idx, view.multilabel)))
 
 
-def split_score(model: torch.nn.Module, view: GraphData, split: str) -> float:
+def split_score(model: torch.nn.Module, view: GraphData, split: str, batch_size: Optional[int] = None) -> float:
     """Score (%) of ``model`` on ``split`` of ``view`` (see :func:`split_eval`)."""
-    return split_eval(model, view, split)[0]
+    return split_eval(model, view, split, batch_size)[0]
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, graph, x: torch.Tensor) -> ModelOutput:
-    """Eval-mode forward pass without gradients."""
+def predict(model: torch.nn.Module, graph, x: torch.Tensor, batch_size: Optional[int] = None,
+            keep_hidden: bool = True) -> ModelOutput:
+    """Eval-mode forward pass without gradients.
+
+    ``batch_size=None``: one forward pass on the whole graph. Otherwise
+    bounded-memory inference with ``batch_size`` nodes per chunk
+    (:func:`gkd_bench.minibatch.predict_batched`: layer-wise for sampled GNNs,
+    node chunks for MLP / SA-MLP), what mini-batch runs use; there
+    ``keep_hidden=False`` drops the ``[N, d]`` hidden tensors (scores need logits only).
+    """
+    if batch_size is not None:
+        from gkd_bench.minibatch import predict_batched
+
+        return predict_batched(model, graph, x, int(batch_size), keep_hidden)
     was = model.training
     model.eval()
     out = model(graph, x)
@@ -135,11 +202,20 @@ def predict(model: torch.nn.Module, graph, x: torch.Tensor) -> ModelOutput:
     return out
 
 
+def eval_batch_size(cfg: TrainConfig, batching: str) -> Optional[int]:
+    """The ``batch_size`` argument of :func:`predict` for a run trained in mode ``batching``."""
+    return int(cfg.eval_batch_size) if batching == "minibatch" else None
+
+
 def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
         teacher_out: Optional[ModelOutput], cfg: TrainConfig, progress=None) -> FitResult:
     """Train ``model`` on ``view`` with ``distiller``'s loss; keep the best-validation weights.
 
-    Online distillers (``distiller.online``) get a :class:`StudentEnsemble`
+    The mode (``full`` / ``minibatch``) is resolved by
+    :func:`gkd_bench.minibatch.resolve_batching` from ``cfg.batching``, the
+    model, the distiller and the view's size; mini-batch epochs iterate over
+    :func:`gkd_bench.minibatch.minibatches` and validation uses bounded-memory
+    inference. Online distillers (``distiller.online``) get a :class:`StudentEnsemble`
     and make one optimiser per student; each student keeps its own
     best-validation weights, and training stops when no student improved for
     ``patience`` epochs.
@@ -158,8 +234,11 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
 
     Raises:
         FloatingPointError: when the loss becomes NaN or infinite.
-        ValueError: teacher outputs with a multi-graph view (not supported yet).
+        ValueError: teacher outputs with a multi-graph view (not supported yet);
+            ``batching: minibatch`` for a model or distiller without a mini-batch form.
     """
+    from gkd_bench.minibatch import minibatches, resolve_batching
+
     if view.graphs and teacher_out is not None:
         raise ValueError(f"dataset {view.name!r}: distillation from teacher outputs on multi-graph "
                          "datasets is not supported yet")
@@ -169,7 +248,9 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
         params = list(model.parameters()) + [p for p in distiller.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     members = list(model) if isinstance(model, StudentEnsemble) else [model]
-    fixed = None if view.graphs else [make_batch(view, distiller)]
+    batching = "full" if isinstance(model, StudentEnsemble) else resolve_batching(cfg, model, distiller, view)
+    ebs = eval_batch_size(cfg, batching)
+    fixed = None if view.graphs or batching == "minibatch" else [make_batch(view, distiller)]
     best_val = [-math.inf] * len(members)
     best_loss = [math.inf] * len(members)
     best_epoch = [-1] * len(members)
@@ -179,11 +260,15 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
     timed_out = False
     epoch = 0
     for epoch in range(1, cfg.epochs + 1):
-        terms = distiller.train_epoch(fixed or make_batches(view, distiller), model, opt, teacher_out)
+        if batching == "minibatch":
+            batches = minibatches(view, distiller, model, cfg, teacher_out)
+        else:
+            batches = fixed or make_batches(view, distiller)
+        terms = distiller.train_epoch(batches, model, opt, teacher_out)
         if not math.isfinite(terms["loss"]):
             raise FloatingPointError(f"loss became {terms['loss']} at epoch {epoch}")
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            evals = [split_eval(m, view, "val") for m in members]
+            evals = [split_eval(m, view, "val", ebs) for m in members]
             vals = [v for v, _ in evals]
             for i, (m, (val, val_loss)) in enumerate(zip(members, evals)):
                 if val > best_val[i] or (val == best_val[i] and val_loss < best_loss[i]):
@@ -205,4 +290,4 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
     if after_fit is not None:  # a later training stage from the restored best weights (sa_mlp_ind)
         after_fit(model, view, teacher_out, cfg)
     return FitResult(max(best_epoch), sum(best_val) / len(best_val), epoch, time.perf_counter() - start,
-                     timed_out, history, best_epoch, best_val)
+                     timed_out, history, best_epoch, best_val, batching)

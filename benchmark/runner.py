@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import collections
 import datetime as _dt
+import functools
+import os
 import random
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -23,7 +26,7 @@ from gkd_bench.analysis import analysis_columns
 from gkd_bench.datasets._io import cache_root
 from gkd_bench.datasets.settings import apply_setting
 from gkd_bench.env import environment
-from gkd_bench.fit import FitResult, TrainConfig, fit, predict, split_score
+from gkd_bench.fit import FitResult, TrainConfig, eval_batch_size, fit, predict, split_score
 from gkd_bench.metrics import score
 from gkd_bench.methods._common import count_parameters
 from gkd_bench.methods._distiller import StudentEnsemble
@@ -58,22 +61,25 @@ def build_model(mspec: dict, data: GraphData) -> torch.nn.Module:
     return model
 
 
-def evaluate(model: torch.nn.Module, data: GraphData, view: GraphData) -> Dict[str, float]:
+def evaluate(model: torch.nn.Module, data: GraphData, view: GraphData,
+             batch_size: Optional[int] = None) -> Dict[str, float]:
     """Scores (in %) on validation and test.
 
     Transductive: ``val``, ``test`` on the full graph. Inductive: ``val`` and
     ``test_tran`` on the observed graph (``view``), ``test_ind`` on the full
     graph, and ``test`` = ``test_prod``, their node-weighted mix (GLNN).
+    ``batch_size``: bounded-memory inference of mini-batch runs
+    (:func:`gkd_bench.fit.predict`); ``None``: full forward passes.
     """
     m = data.metric
     if data.graphs:  # multi-graph (PPI): every node of the val / test graphs, pooled
         return {"val": split_score(model, data, "val"), "test": split_score(model, data, "test")}
     if data.setting != "inductive":
-        out = predict(model, data.graph, data.x).logits
+        out = predict(model, data.graph, data.x, batch_size, keep_hidden=False).logits
         return {"val": score(m, out[data.splits["val"]], data.y[data.splits["val"]]),
                 "test": score(m, out[data.splits["test"]], data.y[data.splits["test"]])}
-    obs = predict(model, view.graph, view.x).logits
-    full = predict(model, data.graph, data.x).logits
+    obs = predict(model, view.graph, view.x, batch_size, keep_hidden=False).logits
+    full = predict(model, data.graph, data.x, batch_size, keep_hidden=False).logits
     res = {"val": score(m, obs[view.splits["val"]], view.y[view.splits["val"]]),
            "test_tran": score(m, obs[view.splits["test_tran"]], view.y[view.splits["test_tran"]]),
            "test_ind": score(m, full[data.splits["test_ind"]], data.y[data.splits["test_ind"]])}
@@ -117,7 +123,10 @@ class Runner:
         rerun: run even when an ``ok`` record exists.
         fail_fast: raise on the first failure instead of recording it.
         timing: measure inference latency (adds ~0.5 s per run).
+        device: ``cpu`` (or ``cuda``: Ray tasks then reserve one GPU each).
     """
+
+    executor = "local"  # provenance column of the records; "ray" inside Ray tasks (gkd_bench.executors)
 
     def __init__(self, results_dir, data_root=None, cache_dir=None, rerun: bool = False,
                  fail_fast: bool = False, timing: bool = True, device: str = "cpu"):
@@ -174,14 +183,34 @@ class Runner:
             model, metrics, _ = self._train(tspec, data, view, None)
         for p in model.parameters():
             p.requires_grad_(False)
-        return model, predict(model, view.graph, view.x).detach(), metrics
+        ebs = eval_batch_size(TrainConfig.from_dict(tspec.student["train"]), self.batching(tspec, model, view))
+        return model, predict(model, view.graph, view.x, ebs).detach(), metrics
+
+    @staticmethod
+    def batching(spec: RunSpec, model, view: GraphData) -> str:
+        """``full`` or ``minibatch``: how ``spec`` trains (and so evaluates) ``model`` on ``view``."""
+        from gkd_bench.minibatch import resolve_batching
+
+        if isinstance(model, StudentEnsemble):
+            return "full"
+        distiller = DISTILLERS.get(spec.distiller["name"])(**spec.distiller["hparams"])
+        return resolve_batching(TrainConfig.from_dict(spec.student["train"]), model, distiller, view)
 
     def _save_teacher(self, tspec: RunSpec, data: GraphData, model, metrics: dict) -> None:
+        """Write the teacher cache entry atomically: a uniquely named temporary file in the same
+        folder, renamed into place, so concurrent writers (parallel or Ray workers training the
+        same teacher) never leave a partial file; the last rename wins, with equal content."""
         path = self.teacher_cache_path(tspec, data)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"state_dict": model.state_dict(), "metrics": metrics, "spec": tspec.to_dict()}, tmp)
-        tmp.replace(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save({"state_dict": model.state_dict(), "metrics": metrics, "spec": tspec.to_dict()}, f)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
     # ---------------------------------------------------------------- train
     def _train(self, spec: RunSpec, data: GraphData, view: GraphData,
@@ -195,9 +224,10 @@ class Runner:
         distiller.setup(view, model, teacher_out)
         cfg = TrainConfig.from_dict(spec.student["train"])
         result = fit(model, distiller, view, teacher_out, cfg)
-        metrics = evaluate_online(model, data, view) if online else evaluate(model, data, view)
+        metrics = (evaluate_online(model, data, view) if online
+                   else evaluate(model, data, view, eval_batch_size(cfg, result.batching)))
         metrics.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run, train_s=result.train_s,
-                       timed_out=result.timed_out)
+                       timed_out=result.timed_out, batching=result.batching)
         if online:
             metrics.update({f"best_epoch_s{i}": e for i, e in enumerate(result.member_best_epochs)})
         if spec.teacher is None and spec.distiller["name"] == "none":
@@ -215,7 +245,7 @@ class Runner:
         teacher, teacher_out = None, None
         if spec.teacher is not None:
             teacher, teacher_out, tmetrics = self.get_teacher(spec, data, view)
-            for k in ("val", "test", "test_tran", "test_ind"):
+            for k in ("val", "test", "test_tran", "test_ind", "batching"):
                 if k in tmetrics:
                     rec[f"teacher_{k}"] = tmetrics[k]
             rec["teacher_params"] = count_parameters_all(teacher)
@@ -224,15 +254,19 @@ class Runner:
         if isinstance(student, StudentEnsemble):  # online: params and latency of one student
             student = student[0]
         rec["student_params"] = count_parameters(student)
-        rec.update(analysis_columns(teacher_out, student, view))  # G-CRD cka/global_corr/local_corr on val nodes
+        ebs = eval_batch_size(TrainConfig.from_dict(spec.student["train"]), metrics.get("batching", "full"))
+        # G-CRD cka/global_corr/local_corr on val nodes
+        rec.update(analysis_columns(teacher_out, student, view, ebs))
         rec.update(perturbation_columns(spec.perturbation))
         if spec.perturbation is None:  # test-time robustness of a model trained clean (gkd_bench.robustness)
             rec.update(robustness_columns(student, data, spec.seed, metrics.get("test_s0", metrics.get("test")),
-                                          evaluate, resolve_robustness((spec.evaluation or {}).get("robustness"))))
+                                          functools.partial(evaluate, batch_size=ebs),
+                                          resolve_robustness((spec.evaluation or {}).get("robustness"))))
         if self.timing and spec.perturbation is None:  # full, online@B; teacher, student back to back
             lat = resolve_latency((spec.evaluation or {}).get("latency"))
+            # mini-batch runs skip the `full` scenario: a whole-graph forward pass is what they avoid
             rec.update(latency_columns(student, teacher, data, spec.seed, lat["batches"], lat["min_run_time"],
-                                       lat["memory"]))
+                                       lat["memory"], full=ebs is None))
         rec["status"] = "timeout" if metrics.get("timed_out") else "ok"
         return rec
 
@@ -249,11 +283,18 @@ class Runner:
             "perturbation": canonical(spec.perturbation) if spec.perturbation else None,
             "spec": canonical(spec.to_dict()),
             "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "status": "running", "error": None, **environment(self.device),
+            "status": "running", "error": None, "executor": self.executor, **environment(self.device),
         }
 
-    def run(self, specs: Iterable[RunSpec], progress: bool = True) -> collections.Counter:
-        """Run every spec without an ``ok`` record; returns a Counter of statuses (``done`` = already recorded)."""
+    def run(self, specs: Iterable[RunSpec], progress: bool = True, executor=None) -> collections.Counter:
+        """Run every spec without an ``ok`` record; returns a Counter of statuses (``done`` = already recorded).
+
+        ``executor``: where the runs execute (:mod:`gkd_bench.executors`); ``None``
+        = :class:`~gkd_bench.executors.LocalExecutor`, one after another in this process.
+        """
+        from gkd_bench.executors import LocalExecutor
+
+        executor = executor or LocalExecutor()
         specs = list(specs)
         counts: collections.Counter = collections.Counter()
         for suite in sorted({s.suite for s in specs}):  # fail before training, not after
@@ -266,15 +307,8 @@ class Runner:
 
             bar = tqdm(total=len(todo), unit="run", dynamic_ncols=True)
         try:
-            for spec in todo:
-                if bar is not None:
-                    bar.set_description(f"{spec.dataset} {spec.teacher['label'] if spec.teacher else '-'}"
-                                        f"->{spec.student['label']} {spec.distiller['label']} s{spec.seed}")
-                rec = self._run_safely(spec)
-                write_record(record_path(self.results_dir, spec.suite, spec.run_id), rec)
-                counts[rec["status"]] += 1
-                if bar is not None:
-                    bar.update(1)
+            if todo:
+                executor.execute(self, todo, counts, bar)
         finally:
             if bar is not None:
                 bar.close()

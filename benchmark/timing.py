@@ -339,7 +339,7 @@ def _columns(prefix: str, name: str, res: dict) -> dict:
 
 
 def latency_columns(student, teacher, data, seed: int, batches: Sequence[int] = DEFAULT_BATCHES,
-                    min_run_time: float = 0.2, memory: bool = True) -> dict:
+                    min_run_time: float = 0.2, memory: bool = True, full: bool = True) -> dict:
     """All latency, memory and speedup columns of a run, measured in this process.
 
     Scenario by scenario, the teacher (when given) and the student are timed
@@ -363,12 +363,14 @@ def latency_columns(student, teacher, data, seed: int, batches: Sequence[int] = 
         batches: the B values.
         min_run_time: seconds per ``blocked_autorange``.
         memory: also measure peak memory per scenario.
+        full: include the ``full`` scenario (mini-batch runs leave it out: a
+            whole-graph forward pass is what they avoid).
     """
     if getattr(data, "graphs", None):  # multi-graph (PPI): time on the first test graph
         data = (data.graphs.get("test") or [data])[0]
     graph, x = data.graph, data.x
     out: dict = {"latency_threads": torch.get_num_threads()}
-    scen = [("full", None)] + [(f"online{int(b)}", online_nodes(data, int(b), seed)) for b in batches]
+    scen = [("full", None)] * bool(full) + [(f"online{int(b)}", online_nodes(data, int(b), seed)) for b in batches]
     for name, nodes in scen:
         s = measure_scenario(student, graph, x, nodes, False, min_run_time, memory)
         out.update(_columns("", name, s))

@@ -13,7 +13,7 @@ from gkd_bench.data import ModelOutput
 
 @dataclass
 class Batch:
-    """What one training step sees (full-batch: the whole training view).
+    """What one training step sees (full batch: the whole training view; or a mini-batch).
 
     Attributes:
         graph: DGL graph the student runs on.
@@ -23,6 +23,12 @@ class Batch:
         kd_idx: int64 ids of the nodes the distillation terms apply to
             (GLNN: every node of the observed graph).
         multilabel: whether ``y`` is multi-label.
+        nodes: mini-batch only (:mod:`gkd_bench.minibatch`): int64 ids (into the
+            training view) of the batch's nodes ``[B]``; the student's outputs,
+            ``y``, ``train_idx``/``kd_idx`` (positions in ``[0, B)``) and
+            ``teacher`` refer to them. ``None`` for a full batch.
+        teacher: mini-batch only: the teacher outputs on ``nodes`` (logits
+            ``[B, C]``), used in place of the full ``teacher_out``.
     """
 
     graph: object
@@ -31,6 +37,8 @@ class Batch:
     train_idx: torch.Tensor
     kd_idx: torch.Tensor
     multilabel: bool = False
+    nodes: Optional[torch.Tensor] = None
+    teacher: Optional[ModelOutput] = None
 
 
 def task_loss(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, multilabel: bool) -> torch.Tensor:
@@ -38,7 +46,11 @@ def task_loss(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, multilab
     (mean over nodes x labels) when ``multilabel``.
 
     Shapes: ``logits`` ``[N, C]``; ``y`` ``[N]`` or ``[N, C]``; ``idx`` ``[n]``.
+    An empty ``idx`` (a mini-batch without labelled nodes) gives a zero loss
+    that still depends on ``logits`` (no NaN).
     """
+    if len(idx) == 0:
+        return logits.sum() * 0.0
     if multilabel:
         return F.binary_cross_entropy_with_logits(logits[idx], y[idx].float())
     return F.cross_entropy(logits[idx], y[idx])
@@ -53,11 +65,14 @@ class Distiller(nn.Module):
     optimiser per student) and override :meth:`train_epoch`. Class attributes:
     ``needs_teacher`` (the runner trains/loads a teacher when true),
     ``online`` and ``kd_nodes`` (``"all"``: distillation terms on every node
-    of the observed graph, as GLNN; ``"train"``: on labelled training nodes only).
+    of the observed graph, as GLNN; ``"train"``: on labelled training nodes only),
+    ``minibatch`` (its loss only reads per-node terms of the batch's nodes, so
+    it can train in mini-batches, :mod:`gkd_bench.minibatch`).
     """
 
     needs_teacher: bool = True
     online: bool = False
+    minibatch: bool = False
 
     def __init__(self, kd_nodes: str = "all"):
         super().__init__()
@@ -75,12 +90,17 @@ class Distiller(nn.Module):
 
     def train_step(self, batch: Batch, student: nn.Module, optimizer: torch.optim.Optimizer,
                    teacher_out: Optional[ModelOutput]) -> Dict[str, float]:
-        """One optimisation step of the student (and the distiller's own parameters)."""
+        """One optimisation step of the student (and the distiller's own parameters).
+
+        A mini-batch's ``batch.teacher`` (teacher outputs on its nodes) replaces ``teacher_out``.
+        """
+        from gkd_bench.minibatch import forward_batch
+
         student.train()
         self.train()
         optimizer.zero_grad(set_to_none=True)
-        out = student(batch.graph, batch.x)
-        terms = self.loss(batch, out, teacher_out)
+        out = forward_batch(student, batch)
+        terms = self.loss(batch, out, batch.teacher if batch.teacher is not None else teacher_out)
         terms["loss"].backward()
         optimizer.step()
         return {k: float(v.detach()) for k, v in terms.items()}
@@ -89,7 +109,8 @@ class Distiller(nn.Module):
                     ) -> Dict[str, float]:
         """One epoch: :meth:`train_step` on each batch in turn; returns each term's mean over batches.
 
-        A single-graph dataset is one full batch, so this is one step.
+        A single-graph dataset in full-batch mode is one batch, so this is one
+        step; ``batches`` may be a generator (mini-batches are produced lazily).
         """
         acc: Dict[str, list] = {}
         for batch in batches:

@@ -66,7 +66,11 @@ class KD(Distiller):
         T: temperature (GLNN 1; G-CRD 4).
         kl_reduction: ``batchmean`` | ``elementwise`` (see :func:`kd_loss`).
         kd_nodes: ``all`` (GLNN: every node of the observed graph) | ``train``.
+
+    Trains in mini-batches too (:mod:`gkd_bench.minibatch`): the terms are means over the batch's nodes.
     """
+
+    minibatch = True
 
     def __init__(self, lam: float = 0.5, T: float = 1.0, kl_reduction: str = "batchmean",
                  kd_nodes: str = "all"):

@@ -13,6 +13,7 @@ class Supervised(Distiller):
     """
 
     needs_teacher = False
+    minibatch = True
 
     def __init__(self):
         super().__init__()

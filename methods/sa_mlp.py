@@ -417,6 +417,15 @@ class SAMLP(nn.Module):
         h_x = self._dropout(parts.pop("xw") + self.feat.bias).relu()
         return self._head(h_a, h_x)[0]
 
+    def forward_nodes(self, graph, x: torch.Tensor, nodes: torch.Tensor) -> ModelOutput:
+        """Outputs on ``nodes`` only (int64 ``[B]``; mini-batch training and batched inference).
+
+        Reads ``x[nodes]`` and the adjacency rows of ``nodes`` (no other node's
+        rows), in train or eval mode; logits ``[B, C]`` and ``hidden = (H_A, H_X)``
+        ``[B, hidden]``. In eval mode equal to ``forward(graph, x)`` restricted to ``nodes``.
+        """
+        return self.forward_parts(graph, x, nodes)[0]
+
     def online_forward(self, graph, x: torch.Tensor, nodes: torch.Tensor) -> ModelOutput:
         """Predict only ``nodes`` (int64 ``[B]``) from their feature rows and neighbour-id lists.
 

@@ -79,6 +79,8 @@ class SAMLPSMKD(KD):
         ValueError: bad settings, or (in :meth:`setup`) a student that is not ``sa_mlp``.
     """
 
+    minibatch = False  # the mixing term pairs nodes across the whole graph
+
     def __init__(self, lam: float = 0.5, T: float = 1.0, kl_reduction: str = "batchmean", kd_nodes: str = "all",
                  alpha: float = 1.0, gamma: float = 1.0, mix: str = "structure", pairs: int = 0):
         super().__init__(lam, T, kl_reduction, kd_nodes)
