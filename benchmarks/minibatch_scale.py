@@ -26,7 +26,7 @@ refuses to start with less than ``--need-gb`` available and stops itself
 past ``--max-rss-gb`` (shared machines)::
 
     python benchmarks/minibatch_scale.py                     # the full size (~10 GB, tens of minutes on 2 cores)
-    python benchmarks/minibatch_scale.py --nodes 50000 --edges 1000000 --need-gb 1   # quick check
+    python benchmarks/minibatch_scale.py --nodes 50000 --edges 1000000 --train-nodes 4000 --val-nodes 1000 --need-gb 1  # quick check
 """
 from __future__ import annotations
 
@@ -34,38 +34,7 @@ import argparse
 import json
 import time
 
-
-def _status_gb(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 2 ** 20  # kB -> GB
-    return float("nan")
-
-
-def _mem_available_gb() -> float:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 2 ** 20
-    return float("nan")
-
-
-def _watchdog(limit_gb: float) -> None:
-    """Exit the process (status 3) if its resident set passes ``limit_gb``: protects a shared machine."""
-    import os
-    import threading
-
-    def watch():
-        while True:
-            rss = _status_gb("VmRSS")
-            if rss > limit_gb:
-                print(f"minibatch_scale: resident set {rss:.1f} GB passed --max-rss-gb {limit_gb}; stopping",
-                      flush=True)
-                os._exit(3)
-            time.sleep(0.1)
-
-    threading.Thread(target=watch, daemon=True).start()
+from _memory import mem_available_gb, status_gb, watchdog  # benchmarks/_memory.py
 
 
 def main(argv=None) -> dict:
@@ -87,10 +56,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--need-gb", type=float, default=16.0,
                     help="refuse to start unless this much memory is available (MemAvailable)")
     args = ap.parse_args(argv)
-    avail = _mem_available_gb()
+    avail = mem_available_gb()
     if avail < args.need_gb:
         raise SystemExit(f"minibatch_scale: only {avail:.1f} GB available, --need-gb is {args.need_gb}; not started")
-    _watchdog(args.max_rss_gb)
+    watchdog(args.max_rss_gb, "minibatch_scale")
     try:  # if the machine runs out of memory anyway, the kernel kills this process first
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")
@@ -110,8 +79,10 @@ def main(argv=None) -> dict:
     from gkd_bench.minibatch import minibatches
     from gkd_bench.runner import seed_everything
 
-    seed_everything(args.seed)
     n = args.nodes
+    if args.train_nodes + args.val_nodes >= n:
+        ap.error(f"--train-nodes + --val-nodes ({args.train_nodes} + {args.val_nodes}) must be below --nodes ({n})")
+    seed_everything(args.seed)
     res: dict = {"nodes": n, "edges": args.edges, "features": args.features, "classes": args.classes,
                  "train_nodes": args.train_nodes, "fan_out": [int(f) for f in args.fan_out.split(",")],
                  "batch_size": args.batch_size, "student_batch_size": args.student_batch_size,
@@ -120,9 +91,9 @@ def main(argv=None) -> dict:
 
     def phase(name, t0):
         sec[name] = round(time.perf_counter() - t0, 1)
-        rss[name] = round(_status_gb("VmRSS"), 2)
+        rss[name] = round(status_gb("VmRSS"), 2)
         print(f"minibatch_scale: {name}: {sec[name]} s, resident {rss[name]} GB, "
-              f"peak {_status_gb('VmHWM'):.2f} GB", flush=True)
+              f"peak {status_gb('VmHWM'):.2f} GB", flush=True)
 
     t0 = time.perf_counter()
     src = torch.randint(n, (args.edges,), dtype=torch.int64)
@@ -181,7 +152,7 @@ def main(argv=None) -> dict:
     s_out = predict(student, graph, x, cfg.eval_batch_size, keep_hidden=False)  # scores need logits only
     phase("student_inference", t0)
     res["student_val_acc"] = round(score("accuracy", s_out.logits[val], y[val]), 2)
-    res["peak_rss_gb"] = round(_status_gb("VmHWM"), 2)
+    res["peak_rss_gb"] = round(status_gb("VmHWM"), 2)
     res["total_s"] = round(sum(sec.values()), 1)
     print(json.dumps(res), flush=True)
     return res

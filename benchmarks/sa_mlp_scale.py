@@ -23,37 +23,7 @@ import argparse
 import json
 import time
 
-
-def _status_gb(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 2 ** 20  # kB -> GB
-    return float("nan")
-
-
-def _mem_available_gb() -> float:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 2 ** 20
-    return float("nan")
-
-
-def _watchdog(limit_gb: float) -> None:
-    """Exit the process (status 3) if its resident set passes ``limit_gb``: protects a shared machine."""
-    import os
-    import threading
-
-    def watch():
-        while True:
-            rss = _status_gb("VmRSS")
-            if rss > limit_gb:
-                print(f"sa_mlp_scale: resident set {rss:.1f} GB passed --max-rss-gb {limit_gb}; stopping", flush=True)
-                os._exit(3)
-            time.sleep(0.1)
-
-    threading.Thread(target=watch, daemon=True).start()
+from _memory import mem_available_gb, status_gb, watchdog  # benchmarks/_memory.py
 
 
 def main(argv=None) -> dict:
@@ -70,10 +40,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--need-gb", type=float, default=16.0,
                     help="refuse to start unless this much memory is available (MemAvailable)")
     args = ap.parse_args(argv)
-    avail = _mem_available_gb()
+    avail = mem_available_gb()
     if avail < args.need_gb:
         raise SystemExit(f"sa_mlp_scale: only {avail:.1f} GB available, --need-gb is {args.need_gb}; not started")
-    _watchdog(args.max_rss_gb)
+    watchdog(args.max_rss_gb, "sa_mlp_scale")
     try:  # if the machine runs out of memory anyway, the kernel kills this process first
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")
@@ -99,7 +69,7 @@ def main(argv=None) -> dict:
     y = torch.randint(args.classes, (n,))
     teacher = ModelOutput(torch.randn(n, args.classes))
     gen_s = time.perf_counter() - t0
-    rss_data = _status_gb("VmRSS")
+    rss_data = status_gb("VmRSS")
 
     model = SAMLP(args.features, args.classes, hidden=args.hidden).bind(n)
     distiller = KD(lam=1.0, T=1.0)
@@ -123,7 +93,7 @@ def main(argv=None) -> dict:
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "generate_s": round(gen_s, 2), "csr_build_s": round(csr_s, 2),
         "epoch_s": [round(e, 2) for e in epochs], "loss": round(terms["loss"], 4),
-        "rss_after_data_gb": round(rss_data, 2), "peak_rss_gb": round(_status_gb("VmHWM"), 2),
+        "rss_after_data_gb": round(rss_data, 2), "peak_rss_gb": round(status_gb("VmHWM"), 2),
     }
     print(json.dumps(res))
     return res
