@@ -99,12 +99,15 @@ def layer_pairs(pairing: str, num_hidden: int) -> List[Tuple[int, int]]:
     return [(l, l + 1) for l in range(H - 1)] + [(H - 1, 0)]
 
 
-def local_structure(graph, h: torch.Tensor) -> torch.Tensor:
-    """DistillGCN local structure: ``S_ij = softmax_{j -> i}(exp(-||h_i - h_j||_1 / 100))``.
+def local_structure(graph, h: torch.Tensor, scale: float = 100.0) -> torch.Tensor:
+    """DistillGCN local structure: ``S_ij = softmax_{j -> i}(exp(-||h_i - h_j||_1 / scale))``.
 
     Args:
         graph: DGL graph with N nodes and E edges (as given: no self-loops added).
         h: node representations ``[N, d]``.
+        scale: the kernel's length scale (DistillGCN and Alignahead: 100). When
+            neighbour L1 distances are much smaller than ``scale`` every
+            ``e_ij`` is close to 1 and ``S_i`` close to uniform.
 
     Returns:
         ``[E]`` edge weights in edge-id order; for each destination node they
@@ -115,7 +118,7 @@ def local_structure(graph, h: torch.Tensor) -> torch.Tensor:
 
     # the DistillGCN kernel (gkd_bench.methods._kernels "distillgcn") on every edge; u_sub_v is
     # DGL's fused per-edge difference h_j - h_i (faster than two row gathers, forward and backward)
-    e = torch.exp(-dgl.ops.u_sub_v(graph, h, h).abs().sum(-1) / 100.0)
+    e = torch.exp(-dgl.ops.u_sub_v(graph, h, h).abs().sum(-1) / float(scale))
     return edge_softmax(graph, e.unsqueeze(-1)).squeeze(-1)
 
 
@@ -166,6 +169,12 @@ class Alignahead(Distiller):
             every hidden layer, weight 1/L (Alignahead++; re-derived).
         identical_init: start every student from student 0's weights (the
             reference code); default: independent initialisation.
+        kernel_scale: length scale of the local-structure kernel (reference
+            100). On Cora the neighbour distances of our students are 0.7-6,
+            so at 100 the structure term is ~1e-4 of the task loss. A scale
+            near the distances makes the structures less uniform (the softmax
+            runs over kernel values in (0, 1], so one weight can be at most e
+            times another); a setting to sweep, not a published value.
 
     Raises:
         ValueError: ``num_students < 1``, unknown ``pairing``, negative
@@ -177,7 +186,7 @@ class Alignahead(Distiller):
 
     def __init__(self, num_students: int = 2, pairing: str = "ahead-code", a: float = 1.0,
                  feature_align: bool = False, b: float = 1.0, deep_supervision: bool = False,
-                 identical_init: bool = False):
+                 identical_init: bool = False, kernel_scale: float = 100.0):
         super().__init__("all")
         if int(num_students) < 1:
             raise ValueError(f"num_students must be >= 1, got {num_students}")
@@ -185,6 +194,9 @@ class Alignahead(Distiller):
             raise ValueError(f"pairing must be one of {', '.join(PAIRINGS)}; got {pairing!r}")
         if a < 0 or b < 0:
             raise ValueError(f"weights a and b must be >= 0, got a={a}, b={b}")
+        if not float(kernel_scale) > 0:
+            raise ValueError(f"kernel_scale must be > 0, got {kernel_scale}")
+        self.kernel_scale = float(kernel_scale)
         self.num_students, self.pairing = int(num_students), pairing
         self.a, self.b = float(a), float(b)
         self.feature_align, self.deep_supervision = bool(feature_align), bool(deep_supervision)
@@ -254,7 +266,7 @@ class Alignahead(Distiller):
         peer.eval()
         with torch.no_grad():
             out = peer(batch.graph, batch.x)
-            structures = {p: local_structure(batch.graph, out.hidden[p]) for p in {p for _, p in self.pairs}}
+            structures = {p: local_structure(batch.graph, out.hidden[p], self.kernel_scale) for p in {p for _, p in self.pairs}}
         peer.train(was)
         return _PeerView(out.hidden, structures)
 
@@ -280,7 +292,7 @@ class Alignahead(Distiller):
             terms["deep"] = deep
             loss = loss + deep
         if peers:
-            mine = {l: local_structure(batch.graph, out.hidden[l]) for l in {l for l, _ in self.pairs}}
+            mine = {l: local_structure(batch.graph, out.hidden[l], self.kernel_scale) for l in {l for l, _ in self.pairs}}
             structure = sum(local_structure_kl(batch.graph, mine[l], pv.structures[p])
                             for pv in peers for l, p in self.pairs) / len(peers)
             terms["structure"] = structure

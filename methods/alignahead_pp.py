@@ -20,5 +20,6 @@ class AlignaheadPP(Alignahead):
 
     def __init__(self, num_students: int = 2, pairing: str = "ahead-code", a: float = 1.0,
                  feature_align: bool = True, b: float = 1.0, deep_supervision: bool = True,
-                 identical_init: bool = False):
-        super().__init__(num_students, pairing, a, feature_align, b, deep_supervision, identical_init)
+                 identical_init: bool = False, kernel_scale: float = 100.0):
+        super().__init__(num_students, pairing, a, feature_align, b, deep_supervision, identical_init,
+                         kernel_scale)

@@ -126,6 +126,20 @@ def test_local_structure_loss_matches_hand_computation():
     got.backward()
     assert hl.grad is not None and hl.grad.abs().sum() > 0
     assert hp.grad is None   # the peer side carries no gradient
+    # kernel_scale: the same hand computation with length scale 10
+    sl10 = softmax([math.exp(-dist_l1(L, 0, 1) / 10), math.exp(-dist_l1(L, 0, 2) / 10)])
+    s10 = local_structure(g, hl.detach(), 10.0)
+    assert torch.allclose(s10, torch.tensor([sl10[0], sl10[1], 1.0], dtype=torch.float64), atol=1e-12)
+
+
+def test_kernel_scale_reaches_the_loss_and_is_validated():
+    from gkd_bench.methods.alignahead_pp import AlignaheadPP
+
+    assert DISTILLERS.get("alignahead++")(kernel_scale=5.0).kernel_scale == 5.0
+    assert isinstance(DISTILLERS.get("alignahead++")(), AlignaheadPP)
+    assert DISTILLERS.get("alignahead")().kernel_scale == 100.0
+    with pytest.raises(ValueError, match="kernel_scale must be > 0, got 0"):
+        DISTILLERS.get("alignahead")(kernel_scale=0)
 
 
 # ------------------------------------------------------------ initialisation
