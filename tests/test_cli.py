@@ -73,7 +73,10 @@ def test_interrupt_keeps_finished_records_and_resumes(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "gkd_bench.cli", "run", "--suite", str(suite), "--results-dir", str(results),
            "--no-timing", "--no-report"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # a shell that starts jobs in the background (`cmd &`, nohup) hands them SIGINT ignored, and Python
+    # keeps an inherited SIG_IGN: restore the default so Ctrl-C is what this test sends, however CI runs it
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     runs = results / "runs" / "tiny"
     deadline = time.time() + 600
     while time.time() < deadline and not list(runs.glob("*.json")):
