@@ -183,18 +183,10 @@ class Runner:
             model, metrics, _ = self._train(tspec, data, view, None)
         for p in model.parameters():
             p.requires_grad_(False)
-        ebs = eval_batch_size(TrainConfig.from_dict(tspec.student["train"]), self.batching(tspec, model, view))
+        # the teacher's outputs are computed the way it was evaluated; cache entries older than
+        # mini-batch training carry no `batching` and were all trained in full batch
+        ebs = eval_batch_size(TrainConfig.from_dict(tspec.student["train"]), metrics.get("batching", "full"))
         return model, predict(model, view.graph, view.x, ebs).detach(), metrics
-
-    @staticmethod
-    def batching(spec: RunSpec, model, view: GraphData) -> str:
-        """``full`` or ``minibatch``: how ``spec`` trains (and so evaluates) ``model`` on ``view``."""
-        from gkd_bench.minibatch import resolve_batching
-
-        if isinstance(model, StudentEnsemble):
-            return "full"
-        distiller = DISTILLERS.get(spec.distiller["name"])(**spec.distiller["hparams"])
-        return resolve_batching(TrainConfig.from_dict(spec.student["train"]), model, distiller, view)
 
     def _save_teacher(self, tspec: RunSpec, data: GraphData, model, metrics: dict) -> None:
         """Write the teacher cache entry atomically: a uniquely named temporary file in the same

@@ -40,7 +40,13 @@ def make_norm(kind, dim: int) -> nn.Module:
     raise ValueError(f"norm must be one of none, batch, layer; got {kind!r}")
 
 
-INPUT_NORMS = (None, "l1")
+INPUT_NORMS = (None, "none", False, "l1")
+
+
+def check_input_norm(kind) -> None:
+    """Raise ``ValueError`` unless ``kind`` is an input normalisation :func:`normalize_input` knows."""
+    if kind not in INPUT_NORMS:
+        raise ValueError(f"input_norm must be one of none, l1; got {kind!r}")
 
 
 def normalize_input(x: torch.Tensor, kind) -> torch.Tensor:
@@ -56,11 +62,10 @@ def normalize_input(x: torch.Tensor, kind) -> torch.Tensor:
     Raises:
         ValueError: for a kind other than ``None`` or ``"l1"``.
     """
-    if kind in (None, "none", False):
-        return x
+    check_input_norm(kind)
     if kind == "l1":
         return nn.functional.normalize(x, p=1.0, dim=1)
-    raise ValueError(f"input_norm must be one of none, l1; got {kind!r}")
+    return x
 
 
 def check_layers(num_layers: int) -> None:

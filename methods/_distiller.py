@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gkd_bench.data import ModelOutput
+from gkd_bench.minibatch import forward_batch
 
 
 @dataclass
@@ -94,8 +95,6 @@ class Distiller(nn.Module):
 
         A mini-batch's ``batch.teacher`` (teacher outputs on its nodes) replaces ``teacher_out``.
         """
-        from gkd_bench.minibatch import forward_batch
-
         student.train()
         self.train()
         optimizer.zero_grad(set_to_none=True)

@@ -1,11 +1,10 @@
 """Graph attention network (Velickovic et al., ICLR 2018) on DGL's GATConv."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from gkd_bench.data import ModelOutput
-from gkd_bench.methods._common import activation, check_layers, normalize_input, with_self_loops
+from gkd_bench.methods._common import activation, check_input_norm, check_layers, normalize_input, with_self_loops
 from gkd_bench.registry import MODELS
 
 
@@ -25,7 +24,7 @@ class GAT(nn.Module):
                  negative_slope: float = 0.2, residual: bool = False, act: str = "elu",
                  input_norm=None):
         super().__init__()
-        normalize_input(torch.zeros(1, 1), input_norm)  # validate early
+        check_input_norm(input_norm)
         self.input_norm = input_norm
         from dgl.nn import GATConv
 
