@@ -141,3 +141,25 @@ def test_list_shows_registries():
     r = CliRunner().invoke(main, ["list"])
     assert r.exit_code == 0
     assert "cora" in r.output and "gcn" in r.output and "kd" in r.output and "smoke" in r.output
+
+
+def test_run_all_covers_every_registered_dataset_and_reports_the_missing_ones(tmp_path, monkeypatch):
+    """Issue 3, acceptance 4: `run --all` (the default suite) has an entry for every registered dataset; with
+    an empty data root each one becomes a `skipped` record naming its missing file, and the leaderboard's
+    "Not run / failed" table lists every dataset with that reason."""
+    from gkd_bench.registry import DATASETS
+
+    monkeypatch.setenv("GKD_BENCH_OFFLINE", "1")
+    root = tmp_path / "empty"
+    root.mkdir()
+    r = CliRunner().invoke(main, ["run", "--all", "--student", "mlp", "--distiller", "none", "--seeds", "0",
+                                  "--data-dir", str(root), "--results-dir", str(tmp_path / "res"), "--no-timing"])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "res" / "runs" / "default").glob("*.json")]
+    assert sorted(rec["dataset"] for rec in recs) == sorted(DATASETS.names())
+    assert all(rec["status"] == "skipped" and str(root) in rec["error"] for rec in recs)
+    md = (tmp_path / "res" / "default" / "LEADERBOARD.md").read_text()
+    table = md[md.index("## Not run / failed"):]
+    for rec in recs:
+        row = next(line for line in table.splitlines() if line.startswith(f"| {rec['dataset']} "))
+        assert "skipped" in row and "missing" in row, row
