@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 from pathlib import Path
+from typing import Optional
 
 
 @functools.lru_cache(maxsize=1)
@@ -20,20 +21,31 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-@functools.lru_cache(maxsize=1)
+_GIT_SHA: Optional[str] = None
+
+
 def git_sha() -> str:
-    """Commit of the gkd-bench checkout (``+dirty`` when it has uncommitted changes), or ``unknown``."""
+    """Commit of the gkd-bench checkout (``+dirty`` when tracked files have uncommitted changes), or
+    ``unknown`` (not a git checkout, git missing, or git too slow to answer within a minute).
+
+    Cached per process once known: a process runs the code it imported, so a commit made while a sweep
+    runs does not relabel that sweep's later records. A failure is not cached (a loaded machine can make
+    ``git status`` slow; the next record asks again)."""
+    global _GIT_SHA
+    if _GIT_SHA is not None:
+        return _GIT_SHA
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
+                             timeout=60).stdout.strip()
         if not sha:
             return "unknown"
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
+                               capture_output=True, text=True, timeout=60, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    _GIT_SHA = sha + ("+dirty" if dirty else "")
+    return _GIT_SHA
 
 
 def environment(device: str = "cpu") -> dict:

@@ -7,6 +7,7 @@ own ``none`` GCN run) and from SAGE (no ``none`` run: a teacher-only task trains
 """
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from gkd_bench.cli import main
+from gkd_bench.env import git_sha
 from gkd_bench.executors import FAULT_ENV
 from tests.conftest import requires_data
 
@@ -37,8 +39,9 @@ experiments:
 robustness: false
 """
 N_RUNS = 8
-# columns that may differ between two sweeps of the same specs: wall-clock times and provenance
-VOLATILE = {"started_at", "train_s", "executor"}
+# columns that may differ between two sweeps of the same specs: wall-clock times and provenance (the git
+# sha too: a commit made while the test session runs relabels the later sweep; checked separately below)
+VOLATILE = {"started_at", "train_s", "executor", "git_sha"}
 
 needs_cora = requires_data("planetoid/ind.cora.x")
 
@@ -111,6 +114,9 @@ def test_ray_sweep_equals_local_and_resumes_across_executors(ray_cluster, local_
     assert all(r["executor"] == "ray" and r["threads"] == 1 for r in recs.values())
     for rid, rec in recs.items():
         assert _stable(rec) == _stable(local[rid]), rid
+    # the workers stamp the checkout's commit (not `unknown`) when the driver can read it
+    if git_sha() != "unknown":
+        assert all(re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", r["git_sha"]) for r in recs.values()), recs
     # every `none` run caches its model (gcn, mlp); the SAGE teacher (no `none` run in the suite) was
     # trained by a teacher-only task: 3 models x 2 seeds, and no temporary file left behind
     cached = list((tmp_path / "cache" / "teachers" / "cora").iterdir())
