@@ -4,7 +4,8 @@ from __future__ import annotations
 from torch import nn
 
 from gkd_bench.data import ModelOutput
-from gkd_bench.methods._common import activation, check_input_norm, check_layers, normalize_input, with_self_loops
+from gkd_bench.methods._common import (InputDropout, activation, check_input_norm, check_layers, normalize_input,
+                                       with_self_loops)
 from gkd_bench.registry import MODELS
 
 
@@ -39,13 +40,14 @@ class GAT(nn.Module):
         self.layers.append(GATConv(d, num_classes, out_heads, feat_drop=0.0, attn_drop=attn_dropout,
                                    negative_slope=negative_slope, residual=residual))
         self.dropout = nn.Dropout(dropout)
+        self.input_dropout = InputDropout(dropout)  # the same rate on the (sparse) input features
 
     def forward(self, graph, x) -> ModelOutput:
         g = with_self_loops(graph)
-        h = normalize_input(x, self.input_norm)
+        h = self.input_dropout(normalize_input(x, self.input_norm), support=x)
         hidden = []
         for i, layer in enumerate(self.layers):
-            h = layer(g, self.dropout(h))
+            h = layer(g, h if i == 0 else self.dropout(h))
             if i < len(self.layers) - 1:
                 h = self.act(h.flatten(1))
                 hidden.append(h)

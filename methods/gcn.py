@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from gkd_bench.data import ModelOutput
-from gkd_bench.methods._common import check_layers, make_norm, with_self_loops
+from gkd_bench.methods._common import InputDropout, check_layers, make_norm, with_self_loops
 from gkd_bench.registry import MODELS
 
 
@@ -26,8 +26,8 @@ class GCN(nn.Module):
         self.layers = nn.ModuleList(GraphConv(a, b, norm="both") for a, b in zip(dims[:-1], dims[1:]))
         self.norms = nn.ModuleList(make_norm(norm, hidden) for _ in range(num_layers - 1))
         self.dropout = nn.Dropout(dropout)
-        # Kipf applies dropout to the input features as well; default: same rate.
-        self.input_dropout = nn.Dropout(dropout if input_dropout is None else input_dropout)
+        # Kipf applies dropout to the (sparse) input features as well; default: same rate.
+        self.input_dropout = InputDropout(dropout if input_dropout is None else input_dropout)
 
     def forward(self, graph, x) -> ModelOutput:
         g = with_self_loops(graph)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from gkd_bench.data import ModelOutput
-from gkd_bench.methods._common import check_layers, make_norm
+from gkd_bench.methods._common import InputDropout, check_layers, make_norm
 from gkd_bench.registry import MODELS
 
 
@@ -26,7 +26,7 @@ class MLP(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.norms = nn.ModuleList(make_norm(norm, hidden) for _ in range(num_layers - 1))
         self.dropout = nn.Dropout(dropout)
-        self.input_dropout = nn.Dropout(input_dropout)
+        self.input_dropout = InputDropout(input_dropout)
 
     def forward(self, graph, x) -> ModelOutput:
         h = self.input_dropout(x)
