@@ -159,14 +159,29 @@ def predict_graphs(model: torch.nn.Module, parts: List[GraphData], batch_size: O
     :meth:`gkd_bench.runner.Runner.get_teacher`) and pooled evaluations are made of:
     each graph is run alone with :func:`predict`, the way models are evaluated.
 
+    Raises:
+        ValueError: an empty ``parts``.
+
     Returns:
         ``ModelOutput`` with logits ``[sum_g n_g, C]`` and hidden ``[sum_g n_g, d_l]``
         (``()`` when ``keep_hidden`` is false), rows in the order of ``parts`` and of
         each graph's nodes (:func:`graph_offsets` gives where each graph starts).
     """
-    outs = [predict(model, p.graph, p.x, batch_size, keep_hidden) for p in parts]
-    hidden = tuple(torch.cat(hs) for hs in zip(*(o.hidden for o in outs))) if keep_hidden else ()
-    return ModelOutput(torch.cat([o.logits for o in outs]), hidden)
+    if not parts:
+        raise ValueError("predict_graphs needs at least one graph")
+    offsets = graph_offsets(parts)
+    n = int(offsets[-1])
+    logits, hidden = None, ()
+    for p, a, b in zip(parts, offsets[:-1].tolist(), offsets[1:].tolist()):
+        out = predict(model, p.graph, p.x, batch_size, keep_hidden)
+        if logits is None:  # preallocated: peak memory one copy of the outputs plus one graph's
+            logits = out.logits.new_empty((n,) + tuple(out.logits.shape[1:]))
+            if keep_hidden:
+                hidden = tuple(h.new_empty((n,) + tuple(h.shape[1:])) for h in out.hidden)
+        logits[a:b] = out.logits
+        for h, ph in zip(hidden, out.hidden if keep_hidden else ()):
+            h[a:b] = ph
+    return ModelOutput(logits, hidden)
 
 
 def make_batches(view: GraphData, distiller: Distiller, teacher_out: Optional[ModelOutput] = None
