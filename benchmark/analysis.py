@@ -109,20 +109,36 @@ def representation_analysis(teacher_out: ModelOutput, student_out: ModelOutput, 
 
 
 def analysis_columns(teacher_out: Optional[ModelOutput], student, view,
-                     batch_size: Optional[int] = None) -> Dict[str, float]:
+                     batch_size: Optional[int] = None, teacher=None) -> Dict[str, float]:
     """Record columns ``cka``, ``global_corr``, ``local_corr`` for a trained student (Runner.run_one).
 
     Computed on the validation nodes of the training view ``view`` from the
     teacher's cached eval-mode outputs and the student's eval-mode outputs on
-    the same graph, last hidden layer of each. Empty when there is no teacher,
-    either model has no hidden representation, or the view is multi-graph
-    (PPI: its validation nodes live in separate graphs; not computed yet).
+    the same graph, last hidden layer of each. A multi-graph view (PPI) pools
+    the nodes of its validation graphs: ``teacher`` and the student run in eval
+    mode on each validation graph alone (:func:`gkd_bench.fit.predict_graphs`,
+    the way they are evaluated), and the local correlation uses each graph's
+    own edges (``dgl.batch`` of the graphs: no edge joins two graphs; the
+    global correlation's pairs may). Empty when there is no teacher (or, for a
+    multi-graph view, no ``teacher`` model) or either model has no hidden representation.
     ``batch_size``: bounded-memory inference of mini-batch runs (:func:`gkd_bench.fit.predict`).
     """
-    if teacher_out is None or not teacher_out.hidden or getattr(view, "graphs", None):
+    if teacher_out is None or not teacher_out.hidden:
         return {}
-    from gkd_bench.fit import predict
+    from gkd_bench.fit import predict, predict_graphs
 
+    if getattr(view, "graphs", None):
+        if teacher is None:
+            return {}
+        import dgl
+
+        parts = view.graphs["val"]
+        student_out = predict_graphs(student, parts)
+        teacher_val = predict_graphs(teacher, parts)
+        if not student_out.hidden or not teacher_val.hidden:
+            return {}
+        graph = dgl.batch([p.graph for p in parts])
+        return representation_analysis(teacher_val, student_out, graph, torch.arange(graph.num_nodes()))
     student_out = predict(student, view.graph, view.x, batch_size)
     if not student_out.hidden:
         return {}

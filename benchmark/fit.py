@@ -25,6 +25,7 @@ import torch
 from gkd_bench.data import GraphData, ModelOutput
 from gkd_bench.metrics import score
 from gkd_bench.methods._distiller import Batch, Distiller, task_loss, StudentEnsemble
+from gkd_bench.minibatch import slice_output
 
 # Multi-graph datasets (PPI): training graphs per batch (dgl.batch), as the
 # reference code of GAT/LSP/Alignahead on PPI (batch size 2).
@@ -139,24 +140,115 @@ def make_batch(view: GraphData, distiller: Distiller) -> Batch:
     return Batch(view.graph, view.x, view.y, train, kd, view.multilabel)
 
 
-def make_batches(view: GraphData, distiller: Distiller) -> List[Batch]:
+def graph_offsets(parts: List[GraphData]) -> torch.Tensor:
+    """Row offsets of each graph in outputs concatenated over ``parts`` (:func:`predict_graphs`).
+
+    Returns:
+        int64 ``[G + 1]``: graph g owns rows ``offsets[g]:offsets[g + 1]``; ``offsets[-1]``
+        is the total node count.
+    """
+    sizes = torch.tensor([p.num_nodes for p in parts], dtype=torch.long)
+    return torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)])
+
+
+def predict_graphs(model: torch.nn.Module, parts: List[GraphData], batch_size: Optional[int] = None,
+                   keep_hidden: bool = True) -> ModelOutput:
+    """Eval-mode outputs without gradients on each graph of ``parts``, one at a time, concatenated.
+
+    What a multi-graph view's teacher outputs (``parts = view.graphs["train"]``,
+    :meth:`gkd_bench.runner.Runner.get_teacher`) and pooled evaluations are made of:
+    each graph is run alone with :func:`predict`, the way models are evaluated.
+
+    Raises:
+        ValueError: an empty ``parts``.
+
+    Returns:
+        ``ModelOutput`` with logits ``[sum_g n_g, C]`` and hidden ``[sum_g n_g, d_l]``
+        (``()`` when ``keep_hidden`` is false), rows in the order of ``parts`` and of
+        each graph's nodes (:func:`graph_offsets` gives where each graph starts).
+    """
+    if not parts:
+        raise ValueError("predict_graphs needs at least one graph")
+    offsets = graph_offsets(parts)
+    n = int(offsets[-1])
+    logits, hidden = None, ()
+    for p, a, b in zip(parts, offsets[:-1].tolist(), offsets[1:].tolist()):
+        out = predict(model, p.graph, p.x, batch_size, keep_hidden)
+        if logits is None:  # preallocated: peak memory one copy of the outputs plus one graph's
+            logits = out.logits.new_empty((n,) + tuple(out.logits.shape[1:]))
+            if keep_hidden:
+                hidden = tuple(h.new_empty((n,) + tuple(h.shape[1:])) for h in out.hidden)
+        logits[a:b] = out.logits
+        for h, ph in zip(hidden, out.hidden if keep_hidden else ()):
+            h[a:b] = ph
+    return ModelOutput(logits, hidden)
+
+
+def make_batches(view: GraphData, distiller: Distiller, teacher_out: Optional[ModelOutput] = None
+                 ) -> List[Batch]:
     """One epoch's batches: the full batch, or for a multi-graph view (``view.graphs``) the
-    training graphs in a fresh random order, ``GRAPHS_PER_BATCH`` per ``dgl.batch``, every
-    node labelled (train and KD nodes = all nodes of the batch)."""
+    training graphs in a fresh random order (global torch RNG), ``GRAPHS_PER_BATCH`` per
+    ``dgl.batch``, every node labelled (train and KD nodes = all nodes of the batch).
+
+    Multi-graph batches carry ``graph_sizes`` (node counts of their graphs, in batch
+    order) and, with ``teacher_out``, ``teacher``: the rows of ``teacher_out`` of exactly
+    the batch's nodes in the batch's node order (as mini-batches slice them,
+    :func:`gkd_bench.minibatch.slice_output`).
+
+    Args:
+        view: the training view.
+        distiller: decides the KD nodes of a full batch (``kd_nodes``).
+        teacher_out: multi-graph views only: frozen teacher outputs on every training
+            graph concatenated in ``view.graphs["train"]`` order (:func:`predict_graphs`),
+            logits ``[N_train, C]`` and hidden ``[N_train, d_l]``. A single-graph view's
+            batch reads the whole ``teacher_out`` in :meth:`Distiller.train_step` instead.
+
+    Raises:
+        ValueError: ``teacher_out`` whose row count is not the training graphs' node total.
+    """
     if not view.graphs:
         return [make_batch(view, distiller)]
     import dgl
 
     train = view.graphs["train"]
+    offsets = graph_offsets(train)
+    if teacher_out is not None and teacher_out.logits.shape[0] != int(offsets[-1]):
+        raise ValueError(f"dataset {view.name!r}: teacher outputs have {teacher_out.logits.shape[0]} rows, but "
+                         f"the {len(train)} training graphs have {int(offsets[-1])} nodes (expected the "
+                         "outputs of predict_graphs on view.graphs['train'])")
     order = torch.randperm(len(train)).tolist()
     out = []
     for i in range(0, len(order), GRAPHS_PER_BATCH):
-        parts = [train[j] for j in order[i:i + GRAPHS_PER_BATCH]]
+        chunk = order[i:i + GRAPHS_PER_BATCH]
+        parts = [train[j] for j in chunk]
         g = dgl.batch([p.graph for p in parts])
         idx = torch.arange(g.num_nodes())
+        teacher = None
+        if teacher_out is not None:
+            rows = torch.cat([torch.arange(int(offsets[j]), int(offsets[j + 1])) for j in chunk])
+            teacher = slice_output(teacher_out, rows.to(teacher_out.logits.device))
         out.append(Batch(g, torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), idx, idx,
-                         view.multilabel))
+                         view.multilabel, teacher=teacher,
+                         graph_sizes=torch.tensor([p.num_nodes for p in parts], dtype=torch.long)))
     return out
+
+
+def check_multigraph(distiller: Distiller, view: GraphData) -> None:
+    """Raise unless ``distiller`` can train on ``view``'s batches of graphs (``distiller.multigraph``).
+
+    Raises:
+        ValueError: naming the dataset, the distiller (registry key) and the reason the
+            distiller gives (``multigraph_reason``).
+    """
+    if getattr(distiller, "multigraph", True):
+        return
+    from gkd_bench.registry import DISTILLERS
+
+    name = next((k for k in DISTILLERS if DISTILLERS.get(k) is type(distiller)), type(distiller).__name__)
+    reason = getattr(distiller, "multigraph_reason", "")
+    raise ValueError(f"dataset {view.name!r} is multi-graph ({len(view.graphs.get('train', []))} training "
+                     f"graphs, batched {GRAPHS_PER_BATCH} per step): distiller {name!r} does not support "
+                     f"multi-graph datasets" + (f" ({reason})" if reason else ""))
 
 
 def split_eval(model: torch.nn.Module, view: GraphData, split: str, batch_size: Optional[int] = None) -> tuple:
@@ -165,7 +257,7 @@ def split_eval(model: torch.nn.Module, view: GraphData, split: str, batch_size: 
     all of them). ``batch_size``: bounded-memory inference (see :func:`predict`)."""
     if view.graphs:
         parts = view.graphs[split]
-        logits = torch.cat([predict(model, p.graph, p.x).logits for p in parts])
+        logits = predict_graphs(model, parts, keep_hidden=False).logits
         y = torch.cat([p.y for p in parts])
         idx = torch.arange(len(y))
     else:
@@ -225,7 +317,9 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
         distiller: provides ``loss``/``train_epoch``; its own parameters are
             optimised together with the model's.
         view: the training view (``GraphData.training_view()``).
-        teacher_out: frozen teacher outputs on ``view`` (``None`` for ``none``).
+        teacher_out: frozen teacher outputs on ``view`` (``None`` for ``none``); for a
+            multi-graph view, on its training graphs concatenated in order
+            (:func:`predict_graphs`), sliced per batch by :func:`make_batches`.
         cfg: optimisation settings.
         progress: optional callable ``(epoch, val)`` for progress display.
 
@@ -234,14 +328,14 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
 
     Raises:
         FloatingPointError: when the loss becomes NaN or infinite.
-        ValueError: teacher outputs with a multi-graph view (not supported yet);
-            ``batching: minibatch`` for a model or distiller without a mini-batch form.
+        ValueError: a multi-graph view with a distiller that does not train on batches
+            of graphs (``multigraph = False``), naming both; ``batching: minibatch`` for a
+            model or distiller without a mini-batch form.
     """
     from gkd_bench.minibatch import minibatches, resolve_batching
 
-    if view.graphs and teacher_out is not None:
-        raise ValueError(f"dataset {view.name!r}: distillation from teacher outputs on multi-graph "
-                         "datasets is not supported yet")
+    if view.graphs:
+        check_multigraph(distiller, view)
     if getattr(distiller, "online", False):
         opt = distiller.make_optimizers(model, cfg)
     else:
@@ -263,7 +357,7 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
         if batching == "minibatch":
             batches = minibatches(view, distiller, model, cfg, teacher_out)
         else:
-            batches = fixed or make_batches(view, distiller)
+            batches = fixed or make_batches(view, distiller, teacher_out if view.graphs else None)
         terms = distiller.train_epoch(batches, model, opt, teacher_out)
         if not math.isfinite(terms["loss"]):
             raise FloatingPointError(f"loss became {terms['loss']} at epoch {epoch}")

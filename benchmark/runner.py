@@ -26,7 +26,7 @@ from gkd_bench.analysis import analysis_columns
 from gkd_bench.datasets._io import cache_root
 from gkd_bench.datasets.settings import apply_setting
 from gkd_bench.env import environment
-from gkd_bench.fit import FitResult, TrainConfig, eval_batch_size, fit, predict, split_score
+from gkd_bench.fit import FitResult, TrainConfig, eval_batch_size, fit, predict, predict_graphs, split_score
 from gkd_bench.metrics import score
 from gkd_bench.methods._common import count_parameters
 from gkd_bench.methods._distiller import StudentEnsemble
@@ -167,7 +167,17 @@ class Runner:
         return self.cache_dir / "teachers" / tspec.dataset / f"{tspec.run_id}-{data.version}.pt"
 
     def get_teacher(self, spec: RunSpec, data: GraphData, view: GraphData):
-        """Teacher model and its frozen outputs on ``view``; trained once and cached per spec and seed."""
+        """Teacher model, its frozen outputs on ``view`` and its metrics; trained once and cached per
+        spec and seed.
+
+        The outputs come from an eval-mode forward pass without gradients (the way the
+        teacher was evaluated), detached, with every hidden layer: ``ModelOutput`` with
+        logits ``[N, C]`` and hidden ``[N, d_l]`` on the view's graph; for a multi-graph
+        view (PPI) on each training graph alone, concatenated in ``view.graphs["train"]``
+        order (:func:`gkd_bench.fit.predict_graphs`; ``N`` = their node total), which
+        :func:`gkd_bench.fit.make_batches` slices per batch. The teacher's parameters
+        are frozen (``requires_grad=False``).
+        """
         tspec = spec.teacher_run()
         path = self.teacher_cache_path(tspec, data)
         model = None
@@ -186,6 +196,8 @@ class Runner:
         # the teacher's outputs are computed the way it was evaluated; cache entries older than
         # mini-batch training carry no `batching` and were all trained in full batch
         ebs = eval_batch_size(TrainConfig.from_dict(tspec.student["train"]), metrics.get("batching", "full"))
+        if view.graphs:
+            return model, predict_graphs(model, view.graphs["train"], ebs).detach(), metrics
         return model, predict(model, view.graph, view.x, ebs).detach(), metrics
 
     def _save_teacher(self, tspec: RunSpec, data: GraphData, model, metrics: dict) -> None:
@@ -247,8 +259,8 @@ class Runner:
             student = student[0]
         rec["student_params"] = count_parameters(student)
         ebs = eval_batch_size(TrainConfig.from_dict(spec.student["train"]), metrics.get("batching", "full"))
-        # G-CRD cka/global_corr/local_corr on val nodes
-        rec.update(analysis_columns(teacher_out, student, view, ebs))
+        # G-CRD cka/global_corr/local_corr on val nodes (multi-graph: the val graphs' nodes, pooled)
+        rec.update(analysis_columns(teacher_out, student, view, ebs, teacher=teacher))
         rec.update(perturbation_columns(spec.perturbation))
         if spec.perturbation is None:  # test-time robustness of a model trained clean (gkd_bench.robustness)
             rec.update(robustness_columns(student, data, spec.seed, metrics.get("test_s0", metrics.get("test")),

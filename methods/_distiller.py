@@ -27,9 +27,19 @@ class Batch:
         nodes: mini-batch only (:mod:`gkd_bench.minibatch`): int64 ids (into the
             training view) of the batch's nodes ``[B]``; the student's outputs,
             ``y``, ``train_idx``/``kd_idx`` (positions in ``[0, B)``) and
-            ``teacher`` refer to them. ``None`` for a full batch.
-        teacher: mini-batch only: the teacher outputs on ``nodes`` (logits
-            ``[B, C]``), used in place of the full ``teacher_out``.
+            ``teacher`` refer to them. ``None`` for a full batch and for a
+            multi-graph batch (whose nodes are those of ``graph``).
+        teacher: mini-batch or multi-graph batch: the teacher outputs on the
+            batch's nodes, in the batch's node order (logits ``[B, C]``, hidden
+            ``[B, d_l]``), used in place of the full ``teacher_out``. Sliced from
+            the cached outputs by :func:`gkd_bench.minibatch.minibatches` resp.
+            :func:`gkd_bench.fit.make_batches`.
+        graph_sizes: multi-graph batch only (``dgl.batch`` of several graphs):
+            int64 node counts of its graphs ``[G]`` in batch order; graph g owns
+            the g-th consecutive block of node positions. Distillers whose term
+            compares sets of nodes compute it per graph
+            (:meth:`gkd_bench.methods._projection.RepresentationDistiller.graph_segments`).
+            ``None``: one graph (or a mini-batch of one graph).
     """
 
     graph: object
@@ -40,6 +50,7 @@ class Batch:
     multilabel: bool = False
     nodes: Optional[torch.Tensor] = None
     teacher: Optional[ModelOutput] = None
+    graph_sizes: Optional[torch.Tensor] = None
 
 
 def task_loss(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, multilabel: bool) -> torch.Tensor:
@@ -68,12 +79,16 @@ class Distiller(nn.Module):
     ``online`` and ``kd_nodes`` (``"all"``: distillation terms on every node
     of the observed graph, as GLNN; ``"train"``: on labelled training nodes only),
     ``minibatch`` (its loss only reads per-node terms of the batch's nodes, so
-    it can train in mini-batches, :mod:`gkd_bench.minibatch`).
+    it can train in mini-batches, :mod:`gkd_bench.minibatch`), ``multigraph``
+    (it trains on batches of several graphs, :func:`gkd_bench.fit.make_batches`:
+    its terms read ``batch.teacher`` and never pair nodes of different graphs;
+    :func:`gkd_bench.fit.fit` refuses a multi-graph dataset otherwise).
     """
 
     needs_teacher: bool = True
     online: bool = False
     minibatch: bool = False
+    multigraph: bool = True
 
     def __init__(self, kd_nodes: str = "all"):
         super().__init__()

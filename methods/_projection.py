@@ -15,10 +15,21 @@ student/teacher layer pair, the heads, node sampling, and the total loss
 
 (the G-CRD reference adds ``beta * aux`` to the task loss, resp. to its
 ``kd_criterion``, without re-weighting; ``gnn.py`` / ``gnn_kd_and_aux.py``).
+
+Multi-graph batches (PPI: ``GRAPHS_PER_BATCH`` graphs joined by ``dgl.batch``,
+:func:`gkd_bench.fit.make_batches`): the teacher rows are the batch's own
+(``Batch.teacher``). Terms that compare a *set* of nodes with each other --
+AT's normalisation across nodes, GSP's kernel matrix, G-CRD's negatives -- are
+computed on each graph of the batch separately and averaged over its graphs
+(:meth:`RepresentationDistiller.per_graph`), as the G-CRD PPI reference
+(``ppi_pyg/gnn.py``) sees one graph per step; nodes of different graphs are
+never paired. LSP's edges never cross graphs; per-node terms (FitNet, KD)
+average over the batch's nodes. Projection heads see every KD node of the
+batch (their BatchNorm statistics are the batch's).
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -165,6 +176,37 @@ class RepresentationDistiller(Distiller):
         if project and self.student_proj is not None:
             hs, ht = self.student_proj(hs), self.teacher_proj(ht)
         return hs, ht
+
+    @staticmethod
+    def graph_segments(batch: Batch) -> List[Optional[torch.Tensor]]:
+        """Positions in ``batch.kd_idx`` (rows of :meth:`representations`) grouped by the graph they
+        belong to, graphs in batch order, empty groups left out.
+
+        ``[None]`` (one group: every row) unless the batch joins several graphs
+        (``batch.graph_sizes`` with more than one entry).
+
+        Returns:
+            a list of int64 position tensors (or ``[None]``).
+        """
+        sizes = batch.graph_sizes
+        if sizes is None or len(sizes) <= 1:
+            return [None]
+        kd = batch.kd_idx
+        owner = torch.repeat_interleave(torch.arange(len(sizes), device=kd.device), sizes.to(kd.device))[kd]
+        segs = [(owner == g).nonzero(as_tuple=True)[0] for g in range(len(sizes))]
+        return [s for s in segs if len(s)]
+
+    def per_graph(self, batch: Batch, hs: torch.Tensor, ht: torch.Tensor,
+                  fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``fn(hs, ht)``, or on a multi-graph batch the mean over its graphs g of
+        ``fn(hs[rows of g], ht[rows of g])`` (:meth:`graph_segments`).
+
+        Shapes: ``hs`` ``[n, d_s]``, ``ht`` ``[n, d_t]`` (rows = ``batch.kd_idx``); returns a scalar.
+        """
+        segs = self.graph_segments(batch)
+        if segs == [None]:
+            return fn(hs, ht)
+        return torch.stack([fn(hs[s], ht[s]) for s in segs]).mean()
 
     def aux_loss(self, batch: Batch, student_out: ModelOutput, teacher_out: ModelOutput) -> torch.Tensor:
         raise NotImplementedError

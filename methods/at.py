@@ -37,7 +37,9 @@ class AT(RepresentationDistiller):
     """``L = CE(y, z_s)[train] + beta * MSE(a_s/||a_s||, a_t/||a_t||)[kd nodes]``, ``a_i = ||h_i||^2`` (METHODS.md).
 
     No projection heads (the reference uses raw representations). Defaults:
-    beta 1e5 (G-CRD ``arxiv_pyg/scripts/run_gcn.sh``; ``kd+at``: 1e4).
+    beta 1e5 (G-CRD ``arxiv_pyg/scripts/run_gcn.sh``; ``kd+at``: 1e4). On a
+    multi-graph batch the attention vector is normalised within each graph and
+    the term averaged over the graphs (:meth:`per_graph`).
 
     Args:
         beta: weight of the attention term.
@@ -53,4 +55,4 @@ class AT(RepresentationDistiller):
 
     def aux_loss(self, batch, student_out, teacher_out):
         hs, ht = self.representations(batch, student_out, teacher_out)
-        return at_loss(hs, ht)
+        return self.per_graph(batch, hs, ht, at_loss)

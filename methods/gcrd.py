@@ -99,6 +99,9 @@ class GCRD(RepresentationDistiller):
     node; then M nodes are drawn without replacement with a generator seeded
     from torch's global RNG at setup. Defaults: tau 0.075, M 16384, p 256,
     beta 0.1 (``kd+gcrd``: 0.01) from G-CRD ``arxiv_pyg/scripts/run_gcn.sh``.
+    On a multi-graph batch, anchors and negatives come from one graph at a time
+    (M per graph) and the term is averaged over the graphs (:meth:`per_graph`),
+    as the PPI reference (``ppi_pyg/gnn.py``, one graph per step).
 
     Args:
         beta: weight of the contrastive term.
@@ -128,6 +131,9 @@ class GCRD(RepresentationDistiller):
 
     def aux_loss(self, batch, student_out, teacher_out):
         hs, ht = self.representations(batch, student_out, teacher_out, project=True)
+        return self.per_graph(batch, hs, ht, self._sampled_loss)
+
+    def _sampled_loss(self, hs, ht):
         idx = self.sample(hs.shape[0], self.max_samples)
         if idx is not None:
             hs, ht = hs[idx], ht[idx]

@@ -41,7 +41,9 @@ class GSP(RepresentationDistiller):
     seeded from torch's global RNG at setup (the runner seeds it per run).
     Defaults from G-CRD ``arxiv_pyg/scripts/run_gcn.sh`` (cosine kernel,
     beta 100, M 4096; ``kd+gsp``: beta 10); p = 256 per METHODS.md (the
-    ogbn-arxiv scripts use 128).
+    ogbn-arxiv scripts use 128). On a multi-graph batch, M nodes are drawn
+    from each graph and the term is the mean over graphs of each graph's
+    ``MSE(K_s, K_t)`` (no pair joins two graphs; :meth:`per_graph`).
 
     Args:
         beta: weight of the GSP term.
@@ -67,6 +69,9 @@ class GSP(RepresentationDistiller):
 
     def aux_loss(self, batch, student_out, teacher_out):
         hs, ht = self.representations(batch, student_out, teacher_out, project=True)
+        return self.per_graph(batch, hs, ht, self._sampled_loss)
+
+    def _sampled_loss(self, hs, ht):
         idx = self.sample(hs.shape[0], self.max_samples)
         if idx is not None:
             hs, ht = hs[idx], ht[idx]

@@ -68,6 +68,9 @@ class KD(Distiller):
         kd_nodes: ``all`` (GLNN: every node of the observed graph) | ``train``.
 
     Trains in mini-batches too (:mod:`gkd_bench.minibatch`): the terms are means over the batch's nodes.
+    Multi-label data (PPI): task ``BCE(z_s, y)`` and KD term ``T^2 * BCE(z_s/T, sigmoid(z_t/T))``,
+    each a mean over n*C (``kl_reduction`` does not apply; METHODS.md, G-CRD ``ppi_pyg``);
+    on multi-graph data over the nodes of each batch of graphs (:func:`gkd_bench.fit.make_batches`).
     """
 
     minibatch = True

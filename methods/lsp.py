@@ -86,7 +86,10 @@ class LSP(RepresentationDistiller):
     ``lpw_criterion``, beta 100) and the original DistillGCN
     (``kernel=distillgcn``, ``reduction=node``). Edges are the graph's as
     stored (no self-loops added); the softmax of edge ``j -> i`` runs over
-    i's incoming edges.
+    i's incoming edges. On a multi-graph batch (``dgl.batch`` of several
+    graphs) the edges are the batch graph's own, which never join two graphs,
+    so every neighbourhood lies in one graph; the reduction runs over all
+    edges (nodes) of the batch.
 
     Args:
         beta: weight of the LSP term.

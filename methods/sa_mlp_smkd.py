@@ -80,6 +80,9 @@ class SAMLPSMKD(KD):
     """
 
     minibatch = False  # the mixing term pairs nodes across the whole graph
+    multigraph = False
+    multigraph_reason = ("its sa_mlp student has one structure-encoder row per node id of a single "
+                         "training graph, and the mixing term pairs nodes across that graph")
 
     def __init__(self, lam: float = 0.5, T: float = 1.0, kl_reduction: str = "batchmean", kd_nodes: str = "all",
                  alpha: float = 1.0, gamma: float = 1.0, mix: str = "structure", pairs: int = 0):
@@ -125,6 +128,8 @@ class SAMLPSMKD(KD):
         self.train()
         optimizer.zero_grad(set_to_none=True)
         out, parts = student.forward_parts(batch.graph, batch.x)
+        if batch.teacher is not None:
+            teacher_out = batch.teacher
         terms = self.loss(batch, out, teacher_out)
         if self.gamma > 0:
             terms.update(self.mixing_term(batch, parts, student, teacher_out.logits))

@@ -60,18 +60,23 @@ def write_planetoid(root: Path, name: str, n_train=14, n_val=500, n_unlab=6, n_t
 
 
 def write_ppi(root: Path, n_per_graph=3, f=50, c=121, links_key="links", seed=0):
-    """DGL's PPI files: <mode>_graph.json (node-link), _feats.npy, _labels.npy, _graph_id.npy."""
+    """DGL's PPI files: <mode>_graph.json (node-link), _feats.npy, _labels.npy, _graph_id.npy.
+
+    ``n_per_graph``: nodes of every graph, or a list of 24 sizes (graph ids 1..24 in order).
+    """
     rng = np.random.RandomState(seed)
     folder = root / "ppi"
     folder.mkdir(parents=True)
+    sizes = list(n_per_graph) if isinstance(n_per_graph, (list, tuple)) else [n_per_graph] * 24
     written = {}
     for mode, ids in (("train", range(1, 21)), ("valid", range(21, 23)), ("test", range(23, 25))):
-        gids = np.repeat(np.array(list(ids)), n_per_graph)
+        counts = [sizes[i - 1] for i in ids]
+        gids = np.repeat(np.array(list(ids)), counts)
         n = len(gids)
         links = []
         for g in range(len(ids)):  # a path inside each graph, stored once (undirected)
-            base = g * n_per_graph
-            links += [{"source": base + i, "target": base + i + 1} for i in range(n_per_graph - 1)]
+            base = sum(counts[:g])
+            links += [{"source": base + i, "target": base + i + 1} for i in range(counts[g] - 1)]
         doc = {"directed": False, "multigraph": False, "graph": {},
                "nodes": [{"id": i, "test": mode == "test", "val": mode == "valid"} for i in range(n)],
                links_key: links}
