@@ -128,7 +128,7 @@ def run(run_all, suite, dataset, teacher, student, distiller, setting, seeds, se
     if dry_run:
         for s in specs:
             done = (read_record(record_path(Path(results_dir), s.suite, s.run_id)) or {}).get("status")
-            method = s.search["label"] if s.search else f"{s.student['label']:<8} {s.distiller['label']:<10}"
+            method = f"{s.student['label']:<8} {s.search['label'] if s.search else s.distiller['label']:<10}"
             click.echo(f"{s.run_id}  {s.dataset:<12} {s.setting:<12} "
                        f"{(s.teacher or {}).get('label', '-'):>6} -> {method} seed {s.seed}  {done or ''}")
         click.echo(f"{len(specs)} runs")

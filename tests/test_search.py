@@ -317,7 +317,7 @@ name: tinysearch
 seeds: 0-1
 datasets:
   cora: {protocol: planetoid}
-train: {epochs: 4, patience: 4}
+train: {epochs: 10, patience: 10}
 models:
   gcn: {model: gcn, hidden: 16}
   mlp: {model: mlp, hidden: 16}
