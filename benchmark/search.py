@@ -21,7 +21,11 @@ highest mean validation score (``val``) over its finished (``ok``) seeds; ties
 go to more finished seeds, then to the earlier grid point (lower
 ``search_index``). Test scores are never read by the selection. A selection is
 *provisional* while any grid point lacks a finished run for any of the group's
-seeds (the union of ``search_seeds`` over its records).
+seeds (the union of ``search_seeds`` over its records). A configuration's
+score uses all its finished seeds, including seeds run before the search
+(:func:`tagged`). Train-time perturbed copies of a group (robustness runs)
+show the point selected for the clean group, so a robustness curve follows
+the method as selected on clean data.
 """
 from __future__ import annotations
 
@@ -133,10 +137,11 @@ def sync_records(results_dir, specs: Iterable) -> int:
     return changed
 
 
-def _group_key(spec_json: str, params_json: str, grid_json: str, group: str) -> str:
-    """Everything that defines a run but the seed, the suite and the searched values, plus the grid."""
+def _group_key(spec_json: str, params_json: str, grid_json: str, group: str, clean: bool = False) -> str:
+    """Everything that defines a run but the seed, the suite and the searched values, plus the grid;
+    ``clean``: also without the train-time perturbation (the key of the clean group it follows)."""
     s = json.loads(spec_json)
-    for k in ("seed", "suite", "evaluation", "search"):
+    for k in ("seed", "suite", "evaluation", "search") + (("perturbation",) if clean else ()):
         s.pop(k, None)
     for role, point in json.loads(params_json).items():
         for key in point:
@@ -174,7 +179,8 @@ def search_table(runs):
     """One row per grid point of every search group in ``runs`` (a DataFrame of records), with the selection.
 
     Columns :data:`SEARCH_TABLE_COLS` (plus ``perturbation_kind`` / ``perturbation_level`` when present and
-    ``group_key``): ``n`` finished seeds, ``n_expected`` the group's seeds, ``val_mean``/``val_std`` and
+    ``group_key``; a train-time perturbed group takes the point selected for its clean group, when that has
+    records): ``n`` finished seeds, ``n_expected`` the group's seeds, ``val_mean``/``val_std`` and
     ``test_mean``/``test_std`` over the finished seeds (std ddof=1), ``selected`` (one point per group with a
     finished run), ``provisional`` (group-wide). Grid points without any record are listed with ``n`` 0 and
     no ``config_id``. The selection reads ``val`` and ``n`` only (module docstring for the rule).
@@ -188,11 +194,16 @@ def search_table(runs):
     if runs.empty or "search_group" not in runs or not runs["search_group"].notna().any():
         return pd.DataFrame(columns=SEARCH_TABLE_COLS)
     rec = runs[runs["search_group"].notna()].copy()
-    rec["group_key"] = [_group_key(s, p, g, grp) for s, p, g, grp in
-                        zip(rec["spec"], rec["search_params"], rec["search_grid"], rec["search_group"])]
+    cols = list(zip(rec["spec"], rec["search_params"], rec["search_grid"], rec["search_group"]))
+    rec["group_key"] = [_group_key(*c) for c in cols]
+    rec["clean_key_"] = [_group_key(*c, clean=True) for c in cols]
+    perturbed = rec["spec"].map(lambda sp: json.loads(sp).get("perturbation") is not None).astype(bool)
+    rec["perturbed_"] = perturbed
     extra = [c for c in ("perturbation_kind", "perturbation_level") if c in rec]
-    rows = []
-    for gkey, g in rec.groupby("group_key", sort=False):
+    rows, clean_pick = [], {}
+    # clean groups first: a train-time perturbed copy of a group shows the point selected on clean data
+    for gkey, g in itertools.chain(rec[~perturbed].groupby("group_key", sort=False),
+                                   rec[perturbed].groupby("group_key", sort=False)):
         first = g.iloc[0]
         grid = json.loads(first["search_grid"])
         labels = {"student": first["student"], "distiller": first["distiller"]}
@@ -218,8 +229,13 @@ def search_table(runs):
                            "config_id": pg["config_id"].iloc[0] if len(pg) else None,
                            "hparams": pg["hparams"].iloc[0] if len(pg) and "hparams" in pg else None,
                            "group_key": gkey})
-        best = select(points)
         provisional = not all(p["complete"] for p in points)
+        if not first["perturbed_"]:
+            best = clean_pick[first["clean_key_"]] = select(points)
+        elif first["clean_key_"] in clean_pick:
+            best = clean_pick[first["clean_key_"]]
+        else:
+            best = select(points)
         for p in points:
             p.pop("complete")
             p.update(selected=p["search_index"] == best, provisional=provisional)

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from gkd_bench.records import read_record, record_path, write_record
 from gkd_bench.report import leaderboard, load_runs, write_report
+from gkd_bench.robustness import perturbation_columns
 from gkd_bench.search import COLUMNS, search_columns, search_table, select, sync_records
 from gkd_bench.spec import SuiteError, canonical, expand, load_suite
 from tests.conftest import requires_data
@@ -153,6 +154,7 @@ def fake_record(spec, val, test, status="ok", tag=True):
            "distiller": spec.distiller["label"], "distiller_name": spec.distiller["name"],
            "hparams": spec.hparams_json, "seed": spec.seed, "spec": canonical(spec.to_dict()),
            "status": status, "metric": "accuracy", "val": val, "test": test, "hw_id": "hw0"}
+    rec.update(perturbation_columns(spec.perturbation))
     if tag:
         rec.update(search_columns(spec.search))
     return rec
@@ -309,6 +311,27 @@ def test_reused_records_are_tagged_and_join_the_search(tmp_path):
     # the entry's search removed again: the tag goes, the record stays done
     assert sync_records(tmp_path, expand(BASE)) == 3
     assert all(k not in read_record(record_path(tmp_path, s.suite, s.run_id)) for s in fixed for k in COLUMNS)
+
+
+def test_train_time_perturbed_copies_follow_the_clean_selection(tmp_path):
+    suite = {**kd_suite(), "robustness": {"train_noise": [0.5], "train_seeds": "0-1"}}
+    specs = expand(suite)
+    pert = [s for s in specs if s.perturbation and s.distiller["label"] == "kd"]
+    assert pert and {tuple(s.search["seeds"]) for s in pert} == {(0, 1)}
+
+    def scores(s):
+        lam = s.distiller["hparams"].get("lam")
+        if s.distiller["label"] != "kd":
+            return 70.0, 70.0
+        if s.perturbation:  # on noisy data lam 0.5 would win on val
+            return {0.5: 90.0, 0.7: 50.0, 0.9: 40.0}[lam], 60.0
+        return {0.5: 60.0, 0.7: 80.0, 0.9: 75.0}[lam], 75.0
+
+    write_all(tmp_path, specs, scores)
+    table = search_table(load_runs(tmp_path, ["hs"]))
+    sel = table[table["selected"]]
+    assert set(sel["search_label"]) == {"kd[lam=0.7]"} and len(sel) == 2  # clean and perturbed group
+    assert not table["provisional"].any()  # perturbed copies only expect the train seeds
 
 
 # ----------------------------------------------------------------------------------------- end to end
