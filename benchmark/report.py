@@ -343,7 +343,8 @@ def write_report(results_dir, suite: str, out_dir=None, formats: Sequence[str] =
         plots = write_plots(lb, out)
         parts.append(markdown_section(plots))
         paths += plots
-        parts.append(_search.markdown_search(grid))
+        if not grid.empty:
+            parts.append(_search.markdown_search(grid))
         parts.append(problems_table(runs))
         parts.append("## Column definitions\n")
         parts += [f"- **{k}**: {v}" for k, v in DEFINITIONS.items()]
