@@ -128,13 +128,17 @@ def run(run_all, suite, dataset, teacher, student, distiller, setting, seeds, se
     if dry_run:
         for s in specs:
             done = (read_record(record_path(Path(results_dir), s.suite, s.run_id)) or {}).get("status")
+            method = f"{s.student['label']:<8} {s.search['label'] if s.search else s.distiller['label']:<10}"
             click.echo(f"{s.run_id}  {s.dataset:<12} {s.setting:<12} "
-                       f"{(s.teacher or {}).get('label', '-'):>6} -> {s.student['label']:<8} "
-                       f"{s.distiller['label']:<10} seed {s.seed}  {done or ''}")
+                       f"{(s.teacher or {}).get('label', '-'):>6} -> {method} seed {s.seed}  {done or ''}")
         click.echo(f"{len(specs)} runs")
         return
     from gkd_bench.executors import make_executor
 
+    from gkd_bench.search import sync_records
+
+    # grid points equal to configurations run before: their records are reused, tagged with the search
+    sync_records(results_dir, specs)
     runner = Runner(results_dir, data_root=data_dir, cache_dir=cache_dir, rerun=rerun, fail_fast=fail_fast,
                     timing=not no_timing)
     try:

@@ -7,6 +7,12 @@ student (model and hyperparameters) trained by ``none`` on the same data;
 ``gain_within_std`` flags a mean gain no larger than the std of the paired
 differences. Latency columns never mix hardware: with several ``hw_id`` in one
 table, latency is reported per hardware id.
+
+Hyperparameter searches (:mod:`gkd_bench.search`): of each search group only
+the point selected on validation is a leaderboard row (``search_selected``,
+``search_candidates``, ``search_size``, ``search_provisional``), and gains are
+paired against the selected ``none`` / ``kd`` rows; ``search.csv`` and the
+"Hyperparameter search" section of ``LEADERBOARD.md`` list every grid point.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from gkd_bench.records import iter_records
+from gkd_bench import search as _search
 from gkd_bench.robustness import add_train_time_summaries, relative_to_clean, train_time_table
 
 GROUP = ["dataset", "split", "setting", "teacher", "student", "distiller"]
@@ -65,6 +72,13 @@ DEFINITIONS = {
                                                       "teacher / student online@10 latency, measured back to back "
                                                       "in the same process on the same nodes",
 }
+SEARCH_DEFINITIONS = {
+    "selected": "hyperparameter search: the grid point shown for this method, the one with the highest mean "
+                "validation score over its finished seeds (ties: more finished seeds, then the earlier grid "
+                "point); test scores play no part. '*': provisional, some grid point still lacks a seed",
+    "candidates": "grid points with at least one finished seed / grid points; every point is listed under "
+                  "'Hyperparameter search' and in search.csv",
+}
 EXTRA_PREFIXES = ("latency_", "teacher_latency_", "speedup_", "mem_", "teacher_mem_", "robust_")
 TABLE_EXTRA = [f"robust_summary_{k}" for k in ("feat", "drop", "add", "train_noise", "poison_drop", "poison_add")] + [
                r"latency_online10_ms(@.*)?",
@@ -82,10 +96,14 @@ def load_runs(results_dir, suites: Optional[Sequence[str]] = None) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def _student_key(spec_json: str) -> str:
+def _student_key(spec_json: str, params_json=None) -> str:
+    """Pairs a run with its baseline: same data, setting and student. A searched student (``student`` in the
+    record's ``search_params``) is matched by label, so gains compare the selected rows of both methods."""
     s = json.loads(spec_json)
+    searched = isinstance(params_json, str) and "student" in json.loads(params_json)
+    student = ["label", s["student"]["label"]] if searched else s["student"]["hparams"]
     return json.dumps([s["dataset"], s["protocol"], s["setting"], s["student"]["model"],
-                       s["student"]["hparams"], s.get("perturbation"), s.get("dataset_options")], sort_keys=True)
+                       student, s.get("perturbation"), s.get("dataset_options")], sort_keys=True)
 
 
 def _teacher_key(spec_json: str) -> str:
@@ -93,21 +111,31 @@ def _teacher_key(spec_json: str) -> str:
     return json.dumps(None if t is None else [t["model"], t["hparams"], t.get("train")], sort_keys=True)
 
 
-def leaderboard(runs: pd.DataFrame, include_perturbed: bool = False) -> pd.DataFrame:
+def leaderboard(runs: pd.DataFrame, include_perturbed: bool = False, search_table=None) -> pd.DataFrame:
     """One row per config of the ``ok`` runs: mean, std (ddof=1) and n per metric; paired gains.
 
     Train-time robustness runs (``perturbation_kind`` set) are summarised into
     ``robust_summary_<kind>`` of their clean config; their own rows are kept
     only with ``include_perturbed`` (``leaderboard.csv`` and the curves do).
+
+    Of a hyperparameter search group only the point selected on validation
+    (:func:`gkd_bench.search.search_table`; pass ``search_table`` when already
+    computed) is a row, with ``search_group``, ``search_selected`` (its label),
+    ``search_candidates``, ``search_size`` and ``search_provisional``; the
+    other points are left out before gains are paired, so ``gain_vs_none`` and
+    ``gain_vs_kd`` compare selected rows.
     """
     if runs.empty or "status" not in runs:
         return pd.DataFrame()
-    ok = runs[runs["status"] == "ok"].copy()
+    table = _search.search_table(runs) if search_table is None else search_table
+    runs = _search.tagged(runs)
+    ok = runs[(runs["status"] == "ok") & ~runs["config_id"].isin(_search.unselected_config_ids(table))].copy()
     if ok.empty:
         return pd.DataFrame()
     for c in GROUP:
         ok[c] = ok[c].fillna("-")
-    ok["skey_"] = ok["spec"].map(_student_key)
+    params = ok["search_params"] if "search_params" in ok else pd.Series([None] * len(ok), index=ok.index)
+    ok["skey_"] = [_student_key(s, p) for s, p in zip(ok["spec"], params)]
     none = ok[ok["distiller_name"] == "none"].set_index(["skey_", "seed"])["test"]
     none = none[~none.index.duplicated()]
     ok["gain_"] = [t - none.get((k, s), np.nan) for t, k, s in zip(ok["test"], ok["skey_"], ok["seed"])]
@@ -124,6 +152,7 @@ def leaderboard(runs: pd.DataFrame, include_perturbed: bool = False) -> pd.DataF
     num = ok[agg_cols].apply(pd.to_numeric, errors="coerce").groupby(ok["config_id"], sort=False)
     med, avg = num.median(), num.mean()
     rows = []
+    selected = _search.selection_columns(table)
     multi_hw = ok["hw_id"].nunique() > 1 if "hw_id" in ok else False
     for cid, g in ok.groupby("config_id", sort=False):
         first = g.iloc[0]
@@ -158,6 +187,7 @@ def leaderboard(runs: pd.DataFrame, include_perturbed: bool = False) -> pd.DataF
                    if "structure_invariant" in g else False)
         row.update(hw_id=",".join(sorted(g["hw_id"].dropna().unique())) if "hw_id" in g else None,
                    config_id=cid, hparams=first["hparams"])
+        row.update(selected.get(cid, {}))
         rows.append(row)
     lb = add_train_time_summaries(pd.DataFrame(rows))
     if not include_perturbed and "perturbation_kind" in lb:
@@ -174,6 +204,16 @@ def _pm(mean, std, n=None) -> str:
     if n is not None:
         s += f" ({n})"
     return s
+
+
+def _selected_text(r) -> str:
+    """A leaderboard row's selected grid point, ``T=4,lam=0.9`` (the full label ``mlp[..]+kd[..]`` when two
+    entries are searched), ``*`` appended while provisional; blank for a row outside any search."""
+    label = r.get("search_selected")
+    if not isinstance(label, str):
+        return ""
+    m = re.fullmatch(r"[^\[\]]+\[([^\[\]]*)\]", label)
+    return (m.group(1) if m else label) + (" *" if r.get("search_provisional") else "")
 
 
 def markdown_table(lb: pd.DataFrame) -> str:
@@ -193,6 +233,10 @@ def markdown_table(lb: pd.DataFrame) -> str:
         if "test_ind_mean" in g:
             t["test_tran"] = [_pm(r.get("test_tran_mean"), r.get("test_tran_std")) for _, r in g.iterrows()]
             t["test_ind"] = [_pm(r.get("test_ind_mean"), r.get("test_ind_std")) for _, r in g.iterrows()]
+        if "search_selected" in g and g["search_selected"].notna().any():
+            t["selected"] = [_selected_text(r) for _, r in g.iterrows()]
+            t["candidates"] = ["" if pd.isna(r.get("search_size")) else
+                               f"{int(r['search_candidates'])}/{int(r['search_size'])}" for _, r in g.iterrows()]
         if "teacher_test_mean" in g:
             t["teacher_test"] = [_pm(r.get("teacher_test_mean"), None) for _, r in g.iterrows()]
         if "gain_vs_none" in g:
@@ -248,6 +292,10 @@ def problems_table(runs: pd.DataFrame) -> str:
 def write_report(results_dir, suite: str, out_dir=None, formats: Sequence[str] = ("markdown", "csv")) -> List[Path]:
     """Write ``runs.csv``, ``leaderboard.csv`` and/or ``LEADERBOARD.md`` for ``suite``.
 
+    With hyperparameter searches the leaderboard has the selected points only,
+    ``search.csv`` every grid point (:func:`gkd_bench.search.search_table`) and
+    ``LEADERBOARD.md`` a "Hyperparameter search" section.
+
     Args:
         results_dir: folder holding ``runs/<suite>/``.
         suite: suite name.
@@ -269,12 +317,16 @@ def write_report(results_dir, suite: str, out_dir=None, formats: Sequence[str] =
         raise FileNotFoundError(f"no records for suite {suite!r} under {Path(results_dir) / 'runs' / suite}")
     out = Path(out_dir) if out_dir else Path(results_dir) / suite
     out.mkdir(parents=True, exist_ok=True)
-    lb = leaderboard(runs, include_perturbed=True)
+    grid = _search.search_table(runs)
+    lb = leaderboard(runs, include_perturbed=True, search_table=grid)
     paths = []
     if "csv" in formats:
         runs.drop(columns=["spec"], errors="ignore").to_csv(out / "runs.csv", index=False)
         lb.to_csv(out / "leaderboard.csv", index=False)
         paths += [out / "runs.csv", out / "leaderboard.csv"]
+        if not grid.empty:
+            grid.drop(columns=["group_key"]).to_csv(out / "search.csv", index=False)
+            paths.append(out / "search.csv")
     if "markdown" in formats:
         parts = [f"# Leaderboard: suite `{suite}`\n",
                  f"{len(runs)} records, {int((runs['status'] == 'ok').sum())} ok. "
@@ -291,9 +343,13 @@ def write_report(results_dir, suite: str, out_dir=None, formats: Sequence[str] =
         plots = write_plots(lb, out)
         parts.append(markdown_section(plots))
         paths += plots
+        if not grid.empty:
+            parts.append(_search.markdown_search(grid))
         parts.append(problems_table(runs))
         parts.append("## Column definitions\n")
         parts += [f"- **{k}**: {v}" for k, v in DEFINITIONS.items()]
+        if not grid.empty:
+            parts += [f"- **{k}**: {v}" for k, v in SEARCH_DEFINITIONS.items()]
         envs = runs.drop_duplicates("hw_id") if "hw_id" in runs else runs.iloc[:0]
         parts.append("\n## Hardware\n")
         for _, r in envs.iterrows():

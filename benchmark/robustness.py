@@ -151,7 +151,10 @@ def with_evaluation(specs: list, evaluation: dict) -> list:
         s = dataclasses.replace(s, evaluation=evaluation)
         out.append(s)
         if s.perturbation is None and (seeds is None or s.seed in seeds):
-            out.extend(dataclasses.replace(s, perturbation=p) for p in perts)
+            search = s.search  # a grid point's perturbed copies run on train_seeds only
+            if search and seeds is not None:
+                search = {**search, "seeds": [x for x in search["seeds"] if x in seeds]}
+            out.extend(dataclasses.replace(s, perturbation=p, search=search) for p in perts)
     return out
 
 

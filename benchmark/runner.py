@@ -34,6 +34,7 @@ from gkd_bench.records import ensure_writable, is_done, record_path, write_recor
 from gkd_bench.registry import DATASETS, DISTILLERS, MODELS
 from gkd_bench.spec import RunSpec, canonical
 from gkd_bench.perturb import apply_perturbation
+from gkd_bench.search import search_columns
 from gkd_bench.robustness import perturbation_columns, resolve_latency, resolve_robustness, robustness_columns
 from gkd_bench.timing import latency_columns
 
@@ -288,6 +289,7 @@ class Runner:
             "spec": canonical(spec.to_dict()),
             "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "status": "running", "error": None, "executor": self.executor, **environment(self.device),
+            **search_columns(spec.search),  # grid point of a hyperparameter search (gkd_bench.search)
         }
 
     def run(self, specs: Iterable[RunSpec], progress: bool = True, executor=None) -> collections.Counter:

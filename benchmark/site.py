@@ -49,7 +49,8 @@ import numpy as np
 import pandas as pd
 
 from gkd_bench.records import record_path
-from gkd_bench.report import DEFINITIONS, GROUP, ONLINE_COL, leaderboard, load_runs
+from gkd_bench.report import DEFINITIONS, GROUP, ONLINE_COL, SEARCH_DEFINITIONS, _selected_text, leaderboard, load_runs
+from gkd_bench.search import search_table
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -184,7 +185,14 @@ def table_columns(g: pd.DataFrame) -> List[Column]:
     cols: List[Column] = [Column(k, k, False, True, "", _text(k), filter=True)
                           for k in ("teacher", "student", "distiller")]
     used = set(GROUP) | {"metric", "distiller_name", "hw_id", "config_id", "hparams", "clean_key",
-                         "perturbation_kind", "dataset", "split", "setting"}
+                         "perturbation_kind", "dataset", "split", "setting", "search_group", "search_selected",
+                         "search_candidates", "search_size", "search_provisional"}
+    if "search_selected" in has:  # hyperparameter search: which grid point this row is, out of how many
+        cols.append(Column("search_selected", "selected", False, True, SEARCH_DEFINITIONS["selected"],
+                           lambda r: (_selected_text(r),) * 2))
+        cols.append(Column("search_candidates", "candidates", True, True, SEARCH_DEFINITIONS["candidates"],
+                           lambda r: (f"{int(r['search_candidates'])}/{int(r['search_size'])}",
+                                      int(r["search_candidates"])) if _isnum(r.get("search_size")) else ("", None)))
     online = sorted({c[:-5] for c in present if c.endswith("_mean") and ONLINE_COL.fullmatch(c[:-5])})
     for base in SCORE_BASES + online:
         if f"{base}_mean" in has:
@@ -487,7 +495,8 @@ def build_site(results_dir, out_dir=None, suites: Optional[Sequence[str]] = None
         sdir = out / suite
         (sdir / "configs").mkdir(parents=True, exist_ok=True)
         record_href = _record_links(results_dir, suite, runs["run_id"].dropna(), out, sdir)
-        lb_all = leaderboard(runs, include_perturbed=True)
+        grid = search_table(runs)
+        lb_all = leaderboard(runs, include_perturbed=True, search_table=grid)
         lb = lb_all
         if not lb_all.empty and "perturbation_kind" in lb_all:
             lb = lb_all[lb_all["perturbation_kind"].isna()].reset_index(drop=True)
@@ -523,6 +532,7 @@ def build_site(results_dir, out_dir=None, suites: Optional[Sequence[str]] = None
                     "plots": _plots_for(g_all, results_dir / suite, stem, sdir, plots, inside),
                     "curves": _train_curves(g, pert), "hardware": list(hw.values()),
                     "n_records": len(recs), "best": rows[0]["label"] if rows else "",
+                    "search": _search_rows(grid, ds, split, setting, set(g_all["config_id"])),
                     "best_score": next((rows[0]["cells"][i]["text"] for i, c in enumerate(cols)
                                         if c.key == "test"), "") if rows else "",
                 }
@@ -544,7 +554,7 @@ def build_site(results_dir, out_dir=None, suites: Optional[Sequence[str]] = None
         suite_models.append(model)
         for t in tables:
             _render(env, "table.html", sdir / t["file"], root="../", suite=model, table=t,
-                    definitions=DEFINITIONS, title=f"{t['dataset']} · {t['split']} · {t['setting']} — {suite}")
+                    definitions={**DEFINITIONS, **(SEARCH_DEFINITIONS if t["search"] else {})}, title=f"{t['dataset']} · {t['split']} · {t['setting']} — {suite}")
     comparisons = _compare_pages(results_dir, names, pages_by_key,
                                  pd.concat(clean_lbs, ignore_index=True) if clean_lbs else pd.DataFrame()) \
         if compare else []
@@ -554,6 +564,24 @@ def build_site(results_dir, out_dir=None, suites: Optional[Sequence[str]] = None
     _render(env, "index.html", index, root="", suites=suite_models, comparisons=comparisons,
             n_records=n_records, newest=newest, title="gkd-bench leaderboards")
     return index
+
+
+def _search_rows(grid: pd.DataFrame, ds, split, setting, pages=frozenset()) -> List[dict]:
+    """The grid points of one table's search groups (:func:`gkd_bench.search.search_table`) as template rows;
+    ``config_id`` (a link) only for points with a config page (``pages``: the selected ones)."""
+    if grid.empty:
+        return []
+    g = grid[(grid["dataset"] == ds) & (grid["split"] == split) & (grid["setting"] == setting)]
+    out = []
+    for r in _records(g):
+        out.append({"teacher": "-" if _blank(r.get("teacher")) else r["teacher"], "student": r["student"],
+                    "group": r["search_group"], "label": r["search_label"],
+                    "config_id": r.get("config_id") if r.get("config_id") in pages else None,
+                    "val": _score("val")(r)[0], "test": _score("test")(r)[0],
+                    "seeds": f"{int(r['n'])}/{int(r['n_expected'])}",
+                    "selected": ("selected" + (" (provisional)" if _flag(r.get("provisional")) else ""))
+                    if _flag(r.get("selected")) else ""})
+    return out
 
 
 def _train_curves(g: pd.DataFrame, pert: pd.DataFrame) -> Optional[dict]:

@@ -20,6 +20,12 @@ A suite is a YAML file::
     overrides:                     # per-dataset deep-merged patches of the keys above
       citeseer: {models: {mlp: {dropout: 0.1}}}
 
+A model or distiller entry may carry ``search: {param: [v1, v2, ...], ...}``:
+the entry expands into one ordinary configuration per point of the Cartesian
+grid (see :func:`entry_points`). ``search`` works inside ``overrides`` and
+through ``--set distillers.kd.search.lam=[0.8,0.9]``; ``search: null`` (or
+``{}``) turns a search off. A model used as a teacher may not carry a search.
+
 Precedence: factory defaults < suite < ``overrides[dataset]`` < ``--set
 key=value``. Unknown keys are errors. Every hyperparameter is resolved
 (factory defaults filled in) and stored in the spec, so ``config_id`` changes
@@ -42,6 +48,7 @@ import yaml
 from gkd_bench.fit import TrainConfig
 from gkd_bench.registry import DATASETS, DISTILLERS, MODELS
 from gkd_bench.robustness import resolve_evaluation, with_evaluation
+from gkd_bench.search import grid_points, point_label  # noqa: F401 (re-exported)
 
 SUITE_KEYS = {"name", "description", "seeds", "settings", "datasets", "train", "models", "distillers",
               "experiments", "overrides", "perturbations", "compare", "robustness", "latency"}
@@ -75,9 +82,17 @@ class RunSpec:
     # test-time robustness levels and latency settings (gkd_bench.robustness.resolve_evaluation);
     # they change what is measured, not what is trained, so config_id leaves them out
     evaluation: dict = field(default_factory=dict)
+    # hyperparameter search this run is a grid point of (:func:`search_info`): group, point label, grid,
+    # index, seeds; it names the point, it does not define it (the resolved hparams do), so config_id leaves
+    # it out and a grid point equal to a fixed configuration shares its config_id and records
+    search: Optional[dict] = None
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The spec as a plain dict (``search`` only when set, so a fixed run's dict is as before)."""
+        d = dataclasses.asdict(self)
+        if d.get("search") is None:
+            d.pop("search", None)
+        return d
 
     @property
     def config_id(self) -> str:
@@ -85,6 +100,7 @@ class RunSpec:
         d.pop("seed")
         d.pop("suite")
         d.pop("evaluation", None)
+        d.pop("search", None)
         return hashlib.sha1(canonical(d).encode()).hexdigest()[:12]
 
     @property
@@ -95,7 +111,7 @@ class RunSpec:
         """The spec that trains this run's teacher alone (distiller ``none``); its run id keys the teacher cache."""
         if self.teacher is None:
             raise ValueError("this run has no teacher")
-        return dataclasses.replace(self, student=self.teacher, teacher=None,
+        return dataclasses.replace(self, student=self.teacher, teacher=None, search=None,
                                    distiller={"label": "none", "name": "none", "hparams": {}})
 
     @property
@@ -235,6 +251,121 @@ def resolve_distiller(label: str, entry: Optional[dict]) -> tuple:
     return {"label": label, "name": key, "hparams": resolve_kwargs(cls, entry, "distiller", label)}, tpatch, cls
 
 
+SEARCH_KEY = "search"
+RESERVED_KEYS = {"model", "distiller", "train", SEARCH_KEY}
+
+
+def _factory_params(factory, skip=()) -> List[str]:
+    """Keyword hyperparameters of a model factory or distiller class (what :func:`resolve_kwargs` accepts)."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    return [k for k, p in inspect.signature(target).parameters.items() if k not in ("self",) + tuple(skip)
+            and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+
+def parse_search(kind: str, label: str, entry: Optional[dict]) -> Optional[Dict[str, list]]:
+    """Validate an entry's ``search`` and return its grid ``{param: [values]}`` (params sorted by name).
+
+    Args:
+        kind: ``"model"`` or ``"distiller"`` (which registry the entry's key is looked up in).
+        label: the entry's label in the suite (named in errors).
+        entry: the suite entry, e.g. ``{"distiller": "kd", "T": 4.0, "search": {"lam": [0.8, 0.9]}}``.
+
+    Returns:
+        ``None`` when the entry has no search (absent, ``null`` or ``{}``), else the grid. A param is a
+        hyperparameter of the factory or ``train.<field>`` (a :class:`~gkd_bench.fit.TrainConfig` field).
+
+    Raises:
+        SuiteError: ``search`` is not a mapping, a key is not a known hyperparameter (or a reserved key such
+            as ``model``), a value is not a list, a list is empty or repeats a value; the message names the
+            entry and the key.
+        UnknownNameError: the entry's model or distiller key is not registered.
+    """
+    raw = (entry or {}).get(SEARCH_KEY)
+    if raw is None or raw == {}:
+        return None
+    where = f"{kind} {label!r}"
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{where}: search must be a mapping of parameter -> list of values, "
+                         f"got {type(raw).__name__} {raw!r}")
+    if kind == "model":
+        known = _factory_params(MODELS.get(entry.get("model", label)), MODEL_ARGS_FROM_DATA)
+    else:
+        known = _factory_params(DISTILLERS.get(entry.get("distiller", label)))
+    train_fields = sorted(f.name for f in dataclasses.fields(TrainConfig))
+    grid = {}
+    for key in sorted(raw, key=str):
+        values = raw[key]
+        if not isinstance(key, str):
+            raise SuiteError(f"{where}: search key {key!r} must be a parameter name")
+        if key.startswith("train."):
+            if key[len("train."):] not in train_fields:
+                raise SuiteError(f"{where}: search key {key!r} is not a train option; "
+                                 f"known: {['train.' + f for f in train_fields]}")
+        elif key in RESERVED_KEYS or key not in known:
+            raise SuiteError(f"{where}: search key {key!r} is not a hyperparameter of this {kind}; "
+                             f"known: {sorted(known)} and train.<option>")
+        if not isinstance(values, list):
+            raise SuiteError(f"{where}: search key {key!r} must be a list of values, got {values!r}")
+        if not values:
+            raise SuiteError(f"{where}: search key {key!r} has an empty list of values")
+        if len({canonical(v) for v in values}) < len(values):
+            raise SuiteError(f"{where}: search key {key!r} repeats a value in {values!r}")
+        grid[key] = list(values)
+    return grid
+
+
+def entry_points(kind: str, label: str, entry: Optional[dict]) -> tuple:
+    """An entry -> ``(grid, [(entry_for_point, point), ...])``.
+
+    Without a search: ``(None, [(entry, None)])`` with the entry unchanged (a ``search: null`` key
+    removed), so fixed entries resolve exactly as before. With one: one entry per grid point, the point's
+    values set on a copy of the entry (``train.lr`` sets ``entry["train"]["lr"]``). Raises as
+    :func:`parse_search`.
+    """
+    grid = parse_search(kind, label, entry)
+    if entry is not None and SEARCH_KEY in entry:
+        entry = {k: v for k, v in entry.items() if k != SEARCH_KEY}
+    if grid is None:
+        return None, [(entry, None)]
+    out = []
+    for point in grid_points(grid):
+        e = copy.deepcopy(entry)
+        for key, value in point.items():
+            if key.startswith("train."):
+                e["train"] = {**(e.get("train") or {}), key[len("train."):]: copy.deepcopy(value)}
+            else:
+                e[key] = copy.deepcopy(value)
+        out.append((e, point))
+    return grid, out
+
+
+def search_info(parts: Sequence[tuple], seeds: Sequence[int]) -> Optional[dict]:
+    """``RunSpec.search`` of one run from its searched entries.
+
+    Args:
+        parts: ``(role, label, grid, index, point)`` per searched entry, student first, then distiller
+            (both may be searched: the group's grid is then their product, the student's index slowest).
+        seeds: the seeds the suite runs (the report marks a selection provisional while any is missing).
+
+    Returns:
+        ``None`` when nothing is searched, else ``{group, label, index, size, grid, params, seeds}``:
+        group = searched entry labels joined by ``+`` (``kd``), label = the point's readable label
+        (``kd[T=4,lam=0.8]``), index = position in the grid (0-based), size = number of grid points,
+        grid / params = ``{role: {param: values}}`` / ``{role: {param: value}}``.
+    """
+    parts = [p for p in parts if p[2] is not None]
+    if not parts:
+        return None
+    index, size = 0, 1
+    for _, _, grid, i, _ in parts:
+        n = len(grid_points(grid))
+        index, size = index * n + i, size * n
+    return {"group": "+".join(p[1] for p in parts),
+            "label": "+".join(point_label(label, point) for _, label, _, _, point in parts),
+            "index": index, "size": size, "grid": {role: grid for role, _, grid, _, _ in parts},
+            "params": {role: point for role, _, _, _, point in parts}, "seeds": sorted(set(seeds))}
+
+
 def _as_list(v) -> list:
     if v is None:
         return [None]
@@ -299,44 +430,24 @@ def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=No
             if not matched and students and distillers:
                 exps = [{"teacher": list(teachers) if teachers else None, "student": list(students),
                          "distiller": list(distillers)}]
+        for i, exp in enumerate(exps):  # a teacher is one fixed configuration: every student sees the same
+            for t_label in _as_list(exp.get("teacher")) if isinstance(exp, dict) else []:
+                if t_label is not None and (models.get(t_label) or {}).get(SEARCH_KEY) not in (None, {}):
+                    raise SuiteError(
+                        f"suite {name!r}: model {t_label!r} is a teacher (experiment {i}) and has a search; a "
+                        f"teacher must be one fixed configuration (searching it would change the teacher every "
+                        f"student sees): give the teacher its own entry without search")
         for i, exp in enumerate(exps):
             if not isinstance(exp, dict) or not {"student", "distiller"} <= set(exp):
                 raise SuiteError(f"suite {name!r}: experiment {i} needs 'student' and 'distiller'")
             for d_label in _as_list(exp["distiller"]):
                 if distillers and d_label not in distillers:
                     continue
-                d_spec, tpatch, cls = resolve_distiller(d_label, dists.get(d_label))
-                t_labels = _as_list(exp.get("teacher"))
-                if not cls.needs_teacher:
-                    t_labels = [None]
-                elif t_labels == [None]:
-                    raise SuiteError(f"suite {name!r}: distiller {d_label!r} needs a teacher (experiment {i})")
-                for t_label in t_labels:
-                    if teachers and t_label is not None and t_label not in teachers:
-                        continue
-                    if teachers and t_label is None and cls.needs_teacher:
-                        continue
-                    t_spec = None
-                    if t_label is not None:
-                        if t_label not in models:
-                            MODELS.get(t_label)
-                        t_spec = resolve_model(t_label, models.get(t_label, {"model": t_label}), train)
-                    for s_label in _as_list(exp["student"]):
-                        if students and s_label not in students:
-                            continue
-                        if s_label not in models:
-                            MODELS.get(s_label)
-                        s_entry = deep_merge(models.get(s_label) or {"model": s_label}, {})
-                        s_entry["train"] = deep_merge(s_entry.get("train") or {}, tpatch)
-                        s_spec = resolve_model(s_label, s_entry, train)
-                        for setting in ds_settings:
-                            for seed in seed_list:
-                                specs.append(RunSpec(suite=name, dataset=ds_key, protocol=protocol,
-                                                     setting=setting, student=s_spec, distiller=d_spec,
-                                                     seed=seed, teacher=t_spec,
-                                                     dataset_options={**options, **(
-                                                         {"inductive_fraction": ds_opts.get("inductive_fraction", 0.2)}
-                                                         if setting == "inductive" else {})}))
+                d_grid, d_points = entry_points("distiller", d_label, dists.get(d_label))
+                for d_index, (d_entry, d_point) in enumerate(d_points):
+                    _expand_distiller_point(
+                        specs, name, i, exp, d_label, d_entry, (d_grid, d_index, d_point), models, train,
+                        teachers, students, ds_settings, seed_list, ds_key, protocol, options, ds_opts)
         specs[n_before:] = with_evaluation(specs[n_before:], evaluation)
     if not specs:
         raise SuiteError(f"suite {name!r}: nothing to run after the filters")
@@ -344,6 +455,49 @@ def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=No
     for s in specs:
         seen.setdefault(s.run_id, s)
     return list(seen.values())
+
+
+def _expand_distiller_point(specs, name, i, exp, d_label, d_entry, d_search, models, train, teachers, students,
+                            ds_settings, seed_list, ds_key, protocol, options, ds_opts) -> None:
+    """Append to ``specs`` the runs of experiment ``i`` for one (grid point of a) distiller entry."""
+    d_spec, tpatch, cls = resolve_distiller(d_label, d_entry)
+    t_labels = _as_list(exp.get("teacher"))
+    if not cls.needs_teacher:
+        t_labels = [None]
+    elif t_labels == [None]:
+        raise SuiteError(f"suite {name!r}: distiller {d_label!r} needs a teacher (experiment {i})")
+    for t_label in t_labels:
+        if teachers and t_label is not None and t_label not in teachers:
+            continue
+        if teachers and t_label is None and cls.needs_teacher:
+            continue
+        t_spec = None
+        if t_label is not None:
+            if t_label not in models:
+                MODELS.get(t_label)
+            t_entry = models.get(t_label, {"model": t_label})
+            t_spec = resolve_model(t_label, entry_points("model", t_label, t_entry)[1][0][0], train)
+        for s_label in _as_list(exp["student"]):
+            if students and s_label not in students:
+                continue
+            if s_label not in models:
+                MODELS.get(s_label)
+            s_grid, s_points = entry_points("model", s_label, models.get(s_label) or {"model": s_label})
+            for s_index, (s_entry, s_point) in enumerate(s_points):
+                s_entry = deep_merge(s_entry, {})
+                s_entry["train"] = deep_merge(s_entry.get("train") or {}, tpatch)
+                s_spec = resolve_model(s_label, s_entry, train)
+                search = search_info([("student", s_label, s_grid, s_index, s_point),
+                                      ("distiller", d_label, *d_search)], seed_list)
+                for setting in ds_settings:
+                    for seed in seed_list:
+                        specs.append(RunSpec(suite=name, dataset=ds_key, protocol=protocol,
+                                             setting=setting, student=s_spec, distiller=d_spec,
+                                             seed=seed, teacher=t_spec,
+                                             dataset_options={**options, **(
+                                                 {"inductive_fraction": ds_opts.get("inductive_fraction", 0.2)}
+                                                 if setting == "inductive" else {})},
+                                             search=search))
 
 
 def _exp_matches(exp, teachers, students, distillers) -> bool:
