@@ -122,34 +122,61 @@ def run(run_all, suite, dataset, teacher, student, distiller, setting, seeds, se
 
         import_ray()
     suite_dict = load_suite(suite or "default")
-    specs = expand(suite_dict, datasets=_split(dataset), teachers=_split(teacher), students=_split(student),
-                   distillers=_split(distiller), seeds=seeds, settings=list(setting) or None, sets=sets)
+    all_specs = expand(suite_dict, datasets=_split(dataset), teachers=_split(teacher), students=_split(student),
+                       distillers=_split(distiller), seeds=seeds, settings=list(setting) or None, sets=sets,
+                       all_seeds=True)
+    from gkd_bench.search import is_stage2, stage2_specs, sync_records
+
+    # two-stage searches (search: {..., seeds: ...}): stage 1 now, stage 2 once stage 1's records decide it
+    specs = [s for s in all_specs if not is_stage2(s)]
     name = suite_dict["name"]
     if dry_run:
-        for s in specs:
+        def show(s, note=""):
             done = (read_record(record_path(Path(results_dir), s.suite, s.run_id)) or {}).get("status")
             method = f"{s.student['label']:<8} {s.search['label'] if s.search else s.distiller['label']:<10}"
             click.echo(f"{s.run_id}  {s.dataset:<12} {s.setting:<12} "
-                       f"{(s.teacher or {}).get('label', '-'):>6} -> {method} seed {s.seed}  {done or ''}")
-        click.echo(f"{len(specs)} runs")
+                       f"{(s.teacher or {}).get('label', '-'):>6} -> {method} seed {s.seed}  {done or ''}{note}")
+
+        for s in specs:
+            show(s)
+        decided, pending = stage2_specs(results_dir, all_specs)
+        for s in decided:
+            show(s, "  (stage 2: selected on the search seeds)")
+        click.echo(f"{len(specs) + len(decided)} runs" + (f" ({len(decided)} of them stage 2)" if decided else ""))
+        if pending:
+            n_later = sum(1 for s in pending if s.search["index"] == 0)
+            n_groups = len({(s.dataset, s.setting, s.student["label"], s.distiller["label"],
+                             s.search["group"]) for s in pending})
+            click.echo(f"stage 2: {n_later} more runs (the selected grid point of {n_groups} two-stage search "
+                       f"group(s) on the remaining seeds) are decided after stage 1")
         return
     from gkd_bench.executors import make_executor
-
-    from gkd_bench.search import sync_records
 
     # grid points equal to configurations run before: their records are reused, tagged with the search
     sync_records(results_dir, specs)
     runner = Runner(results_dir, data_root=data_dir, cache_dir=cache_dir, rerun=rerun, fail_fast=fail_fast,
                     timing=not no_timing)
+    counts, ex = {}, make_executor(executor, address, cpus_per_task, max_retries)
     try:
-        counts = runner.run(specs, progress=sys.stderr.isatty() or True,
-                            executor=make_executor(executor, address, cpus_per_task, max_retries))
+        for stage in (1, 2):
+            if stage == 2:
+                specs, pending = stage2_specs(results_dir, all_specs)
+                if pending:
+                    click.echo(f"stage 2: {len({s.search['group'] for s in pending})} search group(s) wait for "
+                               f"an incomplete stage 1 (see the provisional selections in the report)", err=True)
+                if not specs:
+                    break
+                sync_records(results_dir, specs)
+            got = runner.run(specs, progress=sys.stderr.isatty() or True, executor=ex)
+            for k, v in got.items():
+                counts[k] = counts.get(k, 0) + v
     except KeyboardInterrupt:
         click.echo("\ninterrupted: every finished run is recorded; run the same command again to resume",
                    err=True)
         sys.exit(130)
+    n_runs = sum(counts.values()) if counts else len(specs)
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if v)
-    click.echo(f"suite {name}: {len(specs)} runs ({summary})")
+    click.echo(f"suite {name}: {n_runs} runs ({summary})")
     if report:
         from gkd_bench.report import write_report
 

@@ -11,7 +11,8 @@ a grid point carries the columns :data:`COLUMNS` in its record:
   number of points (:func:`grid_points` order);
 - ``search_grid`` / ``search_params``: the grid and the point as JSON
   ``{role: {param: values | value}}`` (role ``student`` or ``distiller``);
-- ``search_seeds``: the seeds the suite runs, JSON list.
+- ``search_seeds``: the seeds the suite runs, JSON list;
+- ``search_tune_seeds``: a two-stage search's search seeds, JSON list (absent otherwise).
 
 Selection (:func:`search_table`), from records only: the candidates of a group
 are the configurations that share everything but the searched values (same
@@ -26,6 +27,23 @@ score uses all its finished seeds, including seeds run before the search
 (:func:`tagged`). Train-time perturbed copies of a group (robustness runs)
 show the point selected for the clean group, so a robustness curve follows
 the method as selected on clean data.
+
+Two-stage search (``search: {lam: [0.8, 0.9], seeds: 0-2}``; ``seeds`` is a
+reserved key, a subset of the suite's seeds): stage 1 runs every grid point on
+the search seeds only (:func:`gkd_bench.spec.expand`). Once every grid point
+of a group has a finished run on every search seed, the point selected on the
+mean validation score over the search seeds (ties: as above, then the earlier
+point) runs on the suite's other seeds (stage 2, :func:`stage2_specs`, from
+the records only; `gkd-bench run` does both stages). Train-time perturbed
+copies of such a group are stage-2 runs of the clean selection only. In the
+report, a two-stage group's selection reads validation scores of the search
+seeds only (``val_mean``/``val_std`` of its grid points are over the search
+seeds, so the selected point's later seeds cannot change the choice), ``n`` /
+``test_mean`` / ``test_std`` use every finished seed (the leaderboard row: the
+selected point's test mean ± std over all its seeds), ``n_search`` counts the
+finished search seeds; the selection is provisional while stage 1 is
+incomplete (a grid point lacks a finished run on a search seed), and stage 2
+does not run then.
 """
 from __future__ import annotations
 
@@ -36,7 +54,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
 COLUMNS = ("search_group", "search_label", "search_index", "search_size", "search_grid", "search_params",
-           "search_seeds")
+           "search_seeds", "search_tune_seeds")
 ROLES = ("student", "distiller")  # a grid's roles in order: the student's index varies slowest
 
 
@@ -91,9 +109,94 @@ def search_columns(search: Optional[dict]) -> dict:
     (its record then has no search columns at all, as before searches existed)."""
     if not search:
         return {}
-    return {"search_group": search["group"], "search_label": search["label"], "search_index": search["index"],
-            "search_size": search["size"], "search_grid": _canonical(search["grid"]),
-            "search_params": _canonical(search["params"]), "search_seeds": _canonical(search["seeds"])}
+    out = {"search_group": search["group"], "search_label": search["label"], "search_index": search["index"],
+           "search_size": search["size"], "search_grid": _canonical(search["grid"]),
+           "search_params": _canonical(search["params"]), "search_seeds": _canonical(search["seeds"])}
+    if search.get("tune_seeds") is not None:
+        out["search_tune_seeds"] = _canonical(search["tune_seeds"])
+    return out
+
+
+# ------------------------------------------------------------------------------------- two-stage search
+def is_stage2(spec) -> bool:
+    """Whether a run is a stage-2 candidate of a two-stage search: a grid point on a seed outside the search
+    seeds, or a train-time perturbed copy (perturbed copies only run the clean selection)."""
+    s = getattr(spec, "search", None)
+    return bool(s) and s.get("tune_seeds") is not None and (
+        spec.perturbation is not None or spec.seed not in s["tune_seeds"])
+
+
+def _stage_key(spec) -> str:
+    """The clean search group of a spec (everything but the seed, the searched values and the perturbation)."""
+    s = spec.search
+    return _canonical([spec.suite, spec.dataset, spec.protocol, spec.setting, spec.dataset_options, spec.teacher,
+                       spec.student["label"], spec.distiller["label"], s["group"], s["grid"], s["tune_seeds"]])
+
+
+def tune_score(vals) -> float:
+    """Mean validation score over the search seeds (non-numbers and NaN ignored; NaN when none is left);
+    the same function in :func:`stage2_specs` and :func:`search_table`, so both select the same point."""
+    xs = []
+    for v in vals:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            continue
+        if not math.isnan(x):
+            xs.append(x)
+    return math.fsum(xs) / len(xs) if xs else math.nan
+
+
+def stage2_specs(results_dir, specs) -> tuple:
+    """The stage-2 runs of the two-stage searches among ``specs``, decided from the records of stage 1.
+
+    Args:
+        results_dir: folder holding ``runs/<suite>/``.
+        specs: :func:`gkd_bench.spec.expand` with ``all_seeds=True`` (runs of other seeds and searches are
+            ignored).
+
+    Returns:
+        ``(decided, pending)``: the stage-2 candidates (:func:`is_stage2`) of the selected point of every
+        group whose stage 1 is complete (every grid point has an ``ok`` record on every search seed), and the
+        candidates of the groups still undecided (every grid point's; one point of them will run).
+    """
+    import dataclasses
+
+    from gkd_bench.records import read_record, record_path
+
+    groups: Dict[str, dict] = {}
+    for spec in specs:
+        if spec.search and spec.search.get("tune_seeds") is not None and spec.perturbation is None:
+            groups.setdefault(_stage_key(spec), {})[spec.search["index"]] = spec
+    winners = {}
+    for key, points in groups.items():
+        first = next(iter(points.values()))
+        if len(points) < first.search["size"]:
+            continue  # a grid point outside the expansion: nothing to decide from
+        cands, complete = [], True
+        for index, spec in sorted(points.items()):
+            vals = []
+            for seed in first.search["tune_seeds"]:
+                run_id = dataclasses.replace(spec, seed=seed).run_id
+                rec = read_record(record_path(Path(results_dir), spec.suite, run_id)) or {}
+                if rec.get("status") != "ok":
+                    complete = False
+                    break
+                vals.append(rec.get("val"))
+            if not complete:
+                break
+            cands.append({"search_index": index, "n": len(vals), "val_mean": tune_score(vals)})
+        if complete:
+            winners[key] = select(cands)
+    decided, pending = [], []
+    for spec in specs:
+        if is_stage2(spec):
+            key = _stage_key(spec)
+            if key not in winners:
+                pending.append(spec)
+            elif spec.search["index"] == winners[key]:
+                decided.append(spec)
+    return decided, pending
 
 
 def sync_records(results_dir, specs: Iterable) -> int:
@@ -122,7 +225,7 @@ def sync_records(results_dir, specs: Iterable) -> int:
         if rec is None:
             continue
         want = search_columns(getattr(spec, "search", None))
-        if want and rec.get("search_seeds") and all(rec.get(k) == want[k] for k in COLUMNS if k != "search_seeds"):
+        if want and rec.get("search_seeds") and all(rec.get(k) == want.get(k) for k in COLUMNS if k != "search_seeds"):
             try:
                 seeds = sorted(set(json.loads(rec["search_seeds"])) | set(json.loads(want["search_seeds"])))
                 want["search_seeds"] = _canonical(seeds)
@@ -171,7 +274,7 @@ def tagged(runs):
 
 
 SEARCH_TABLE_COLS = ["dataset", "split", "setting", "teacher", "student", "distiller", "search_group",
-                     "search_label", "search_index", "search_size", "n", "n_expected", "val_mean", "val_std",
+                     "search_label", "search_index", "search_size", "n", "n_search", "n_expected", "val_mean", "val_std",
                      "test_mean", "test_std", "selected", "provisional", "config_id", "hparams"]
 
 
@@ -183,7 +286,9 @@ def search_table(runs):
     records): ``n`` finished seeds, ``n_expected`` the group's seeds, ``val_mean``/``val_std`` and
     ``test_mean``/``test_std`` over the finished seeds (std ddof=1), ``selected`` (one point per group with a
     finished run), ``provisional`` (group-wide). Grid points without any record are listed with ``n`` 0 and
-    no ``config_id``. The selection reads ``val`` and ``n`` only (module docstring for the rule).
+    no ``config_id``. The selection reads ``val`` and ``n`` only (module docstring for the rule). Two-stage
+    groups: ``val_mean``/``val_std`` and ``n_search`` over the search seeds only, ``n_expected`` the
+    search seeds (the selected point: every seed); elsewhere ``n_search`` equals ``n``.
 
     Returns:
         a DataFrame, empty when no record carries ``search_group``.
@@ -200,7 +305,7 @@ def search_table(runs):
     perturbed = rec["spec"].map(lambda sp: json.loads(sp).get("perturbation") is not None).astype(bool)
     rec["perturbed_"] = perturbed
     extra = [c for c in ("perturbation_kind", "perturbation_level") if c in rec]
-    rows, clean_pick = [], {}
+    rows, clean_pick, clean_prov = [], {}, {}
     # clean groups first: a train-time perturbed copy of a group shows the point selected on clean data
     for gkey, g in itertools.chain(rec[~perturbed].groupby("group_key", sort=False),
                                    rec[perturbed].groupby("group_key", sort=False)):
@@ -210,6 +315,10 @@ def search_table(runs):
         expected = set()
         for seeds in g["search_seeds"].dropna():
             expected |= set(json.loads(seeds))
+        tune = set()
+        if "search_tune_seeds" in g:
+            for seeds in g["search_tune_seeds"].dropna():
+                tune |= set(json.loads(seeds))
         base = {c: first.get(c) for c in ("dataset", "split", "setting", "teacher", "student", "distiller",
                                           "search_group") + tuple(extra)}
         points = []
@@ -218,26 +327,41 @@ def search_table(runs):
             ok = pg[pg["status"] == "ok"] if "status" in pg else pg.iloc[:0]
             val = pd.to_numeric(ok["val"], errors="coerce") if "val" in ok else pd.Series(dtype=float)
             test = pd.to_numeric(ok["test"], errors="coerce") if "test" in ok else pd.Series(dtype=float)
-            points.append({**base, "search_label": label, "search_index": index,
-                           "search_size": int(first["search_size"]), "n": int(ok["seed"].nunique()),
-                           "n_expected": len(expected),
-                           "val_mean": val.mean() if val.notna().any() else math.nan,
-                           "val_std": val.std(ddof=1) if val.notna().sum() > 1 else math.nan,
-                           "test_mean": test.mean() if test.notna().any() else math.nan,
-                           "test_std": test.std(ddof=1) if test.notna().sum() > 1 else math.nan,
-                           "complete": expected <= set(ok["seed"].astype(int)) and len(ok) > 0,
-                           "config_id": pg["config_id"].iloc[0] if len(pg) else None,
-                           "hparams": pg["hparams"].iloc[0] if len(pg) and "hparams" in pg else None,
-                           "group_key": gkey})
+            seeds_ok = set(ok["seed"].astype(int))
+            point = {**base, "search_label": label, "search_index": index,
+                     "search_size": int(first["search_size"]), "n": int(ok["seed"].nunique()),
+                     "n_search": int(ok["seed"].nunique()), "n_expected": len(expected),
+                     "val_mean": val.mean() if val.notna().any() else math.nan,
+                     "val_std": val.std(ddof=1) if val.notna().sum() > 1 else math.nan,
+                     "test_mean": test.mean() if test.notna().any() else math.nan,
+                     "test_std": test.std(ddof=1) if test.notna().sum() > 1 else math.nan,
+                     "complete": expected <= seeds_ok and len(ok) > 0,
+                     "config_id": pg["config_id"].iloc[0] if len(pg) else None,
+                     "hparams": pg["hparams"].iloc[0] if len(pg) and "hparams" in pg else None,
+                     "group_key": gkey}
+            if tune:  # two-stage: the selection reads the search seeds only
+                on = ok["seed"].astype(int).isin(tune)
+                tv = pd.to_numeric(ok.loc[on, "val"], errors="coerce") if "val" in ok else pd.Series(dtype=float)
+                point.update(n_search=int(ok.loc[on, "seed"].nunique()),
+                             val_mean=tune_score(tv.sort_index().tolist()),
+                             val_std=tv.std(ddof=1) if tv.notna().sum() > 1 else math.nan,
+                             complete=tune <= seeds_ok, n_expected=len(tune))
+            points.append(point)
         provisional = not all(p["complete"] for p in points)
         if not first["perturbed_"]:
-            best = clean_pick[first["clean_key_"]] = select(points)
+            best = clean_pick[first["clean_key_"]] = select(
+                [{**p, "n": p["n_search"]} for p in points])
+            clean_prov[first["clean_key_"]] = provisional
         elif first["clean_key_"] in clean_pick:
             best = clean_pick[first["clean_key_"]]
+            if tune:  # stage 2 runs the clean selection only: final when the clean one is
+                provisional = clean_prov[first["clean_key_"]]
         else:
-            best = select(points)
+            best = select([{**p, "n": p["n_search"]} for p in points])
         for p in points:
             p.pop("complete")
+            if tune and p["search_index"] == best:  # the selected point runs on every seed
+                p["n_expected"] = len(expected) if first["perturbed_"] else len(expected | tune)
             p.update(selected=p["search_index"] == best, provisional=provisional)
         rows += points
     return pd.DataFrame(rows)[SEARCH_TABLE_COLS + extra + ["group_key"]]
@@ -295,7 +419,10 @@ def markdown_search(table) -> str:
     out = ["## Hyperparameter search\n",
            "Every grid point of every search group. The selected point (**sel**) has the highest mean "
            "validation score over its finished seeds (ties: more seeds, then the earlier grid point); test "
-           "scores play no part. *provisional*: some grid point still lacks a seed. Also in `search.csv`.\n"]
+           "scores play no part. *provisional*: some grid point still lacks a seed. Two-stage searches "
+           "(search seeds): val is over the search seeds only and selects; the selected point then runs on "
+           "every seed, and its test is over all of them (seeds: finished / expected). Also in "
+           "`search.csv`.\n"]
 
     def pm(m, s):
         if m is None or (isinstance(m, float) and math.isnan(m)):

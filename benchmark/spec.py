@@ -252,7 +252,10 @@ def resolve_distiller(label: str, entry: Optional[dict]) -> tuple:
 
 
 SEARCH_KEY = "search"
-RESERVED_KEYS = {"model", "distiller", "train", SEARCH_KEY}
+# inside ``search``: the seeds the grid is tuned on (two-stage search, :mod:`gkd_bench.search`); reserved,
+# so a hyperparameter named ``seeds`` cannot be searched
+SEARCH_SEEDS_KEY = "seeds"
+RESERVED_KEYS = {"model", "distiller", "train", SEARCH_KEY, SEARCH_SEEDS_KEY}
 
 
 def _factory_params(factory, skip=()) -> List[str]:
@@ -295,6 +298,8 @@ def parse_search(kind: str, label: str, entry: Optional[dict]) -> Optional[Dict[
     grid = {}
     for key in sorted(raw, key=str):
         values = raw[key]
+        if key == SEARCH_SEEDS_KEY:  # validated by parse_search_seeds
+            continue
         if not isinstance(key, str):
             raise SuiteError(f"{where}: search key {key!r} must be a parameter name")
         if key.startswith("train."):
@@ -311,7 +316,42 @@ def parse_search(kind: str, label: str, entry: Optional[dict]) -> Optional[Dict[
         if len({canonical(v) for v in values}) < len(values):
             raise SuiteError(f"{where}: search key {key!r} repeats a value in {values!r}")
         grid[key] = list(values)
+    if not grid:
+        raise SuiteError(f"{where}: search has {SEARCH_SEEDS_KEY!r} but no parameter to search")
     return grid
+
+
+def parse_search_seeds(kind: str, label: str, entry: Optional[dict], suite_seeds: Sequence[int]) -> Optional[List[int]]:
+    """The search seeds of an entry's ``search`` (``search: {lam: [...], seeds: 0-2}``), sorted, or ``None``.
+
+    With search seeds the grid is tuned in two stages (:mod:`gkd_bench.search`): every grid point runs on
+    the search seeds, then the point selected on their validation scores runs on the suite's other seeds.
+
+    Raises:
+        SuiteError: the seeds cannot be parsed, are empty, repeat a seed or are not a subset of the
+            suite's ``seeds`` (``suite_seeds``); the message names the entry.
+    """
+    raw = (entry or {}).get(SEARCH_KEY)
+    if not isinstance(raw, dict) or raw.get(SEARCH_SEEDS_KEY) is None:
+        return None
+    where = f"{kind} {label!r}"
+    value = raw[SEARCH_SEEDS_KEY]
+    try:
+        if isinstance(value, bool) or (isinstance(value, (list, tuple)) and
+                                       any(isinstance(v, bool) or not isinstance(v, int) for v in value)):
+            raise SuiteError(f"not a seed list: {value!r}")
+        seeds = parse_seeds(value)
+    except (SuiteError, ValueError, TypeError) as e:
+        raise SuiteError(f"{where}: search {SEARCH_SEEDS_KEY!r}: {e}") from None
+    if not seeds:
+        raise SuiteError(f"{where}: search {SEARCH_SEEDS_KEY!r} is empty")
+    if len(set(seeds)) < len(seeds):
+        raise SuiteError(f"{where}: search {SEARCH_SEEDS_KEY!r} repeats a seed in {value!r}")
+    outside = sorted(set(seeds) - set(suite_seeds))
+    if outside:
+        raise SuiteError(f"{where}: search {SEARCH_SEEDS_KEY!r} {value!r} must be a subset of the suite's "
+                         f"seeds {sorted(set(suite_seeds))}; not in them: {outside}")
+    return sorted(seeds)
 
 
 def entry_points(kind: str, label: str, entry: Optional[dict]) -> tuple:
@@ -339,16 +379,19 @@ def entry_points(kind: str, label: str, entry: Optional[dict]) -> tuple:
     return grid, out
 
 
-def search_info(parts: Sequence[tuple], seeds: Sequence[int]) -> Optional[dict]:
+def search_info(parts: Sequence[tuple], seeds: Sequence[int],
+                search_seeds: Optional[Sequence[int]] = None) -> Optional[dict]:
     """``RunSpec.search`` of one run from its searched entries.
 
     Args:
         parts: ``(role, label, grid, index, point)`` per searched entry, student first, then distiller
             (both may be searched: the group's grid is then their product, the student's index slowest).
         seeds: the seeds the suite runs (the report marks a selection provisional while any is missing).
+        search_seeds: the seeds the grid is tuned on (two-stage search), ``None`` for every seed.
 
     Returns:
-        ``None`` when nothing is searched, else ``{group, label, index, size, grid, params, seeds}``:
+        ``None`` when nothing is searched, else ``{group, label, index, size, grid, params, seeds}``
+        (plus ``tune_seeds``, the search seeds, for a two-stage search):
         group = searched entry labels joined by ``+`` (``kd``), label = the point's readable label
         (``kd[T=4,lam=0.8]``), index = position in the grid (0-based), size = number of grid points,
         grid / params = ``{role: {param: values}}`` / ``{role: {param: value}}``.
@@ -360,10 +403,13 @@ def search_info(parts: Sequence[tuple], seeds: Sequence[int]) -> Optional[dict]:
     for _, _, grid, i, _ in parts:
         n = len(grid_points(grid))
         index, size = index * n + i, size * n
-    return {"group": "+".join(p[1] for p in parts),
-            "label": "+".join(point_label(label, point) for _, label, _, _, point in parts),
-            "index": index, "size": size, "grid": {role: grid for role, _, grid, _, _ in parts},
-            "params": {role: point for role, _, _, _, point in parts}, "seeds": sorted(set(seeds))}
+    out = {"group": "+".join(p[1] for p in parts),
+           "label": "+".join(point_label(label, point) for _, label, _, _, point in parts),
+           "index": index, "size": size, "grid": {role: grid for role, _, grid, _, _ in parts},
+           "params": {role: point for role, _, _, _, point in parts}, "seeds": sorted(set(seeds))}
+    if search_seeds is not None:
+        out["tune_seeds"] = sorted(set(search_seeds))
+    return out
 
 
 def _as_list(v) -> list:
@@ -373,8 +419,14 @@ def _as_list(v) -> list:
 
 
 def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=None, students=None,
-           distillers=None, seeds=None, settings=None, sets: Sequence[str] = ()) -> List[RunSpec]:
+           distillers=None, seeds=None, settings=None, sets: Sequence[str] = (),
+           all_seeds: bool = False) -> List[RunSpec]:
     """Expand a suite into RunSpecs, validating every name before anything trains.
+
+    A two-stage search (``search: {..., seeds: 0-2}``) contributes its stage-1 runs only: every grid point
+    on the search seeds (within ``seeds``). ``all_seeds=True`` returns every grid point on every seed (and
+    its train-time perturbed copies) instead: :func:`gkd_bench.search.stage2_specs` picks the stage-2 runs
+    from that list once the records of stage 1 decide the selection.
 
     Filters narrow the suite; a filter naming a registry entry that the suite
     does not define adds it with factory defaults (ad hoc runs, e.g.
@@ -396,6 +448,7 @@ def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=No
             picked.update(hits or {d: {}})
         ds_cfg = picked
     seed_list = parse_seeds(seeds if seeds is not None else suite.get("seeds", 0))
+    suite_seeds = parse_seeds(suite.get("seeds", 0))
     specs: List[RunSpec] = []
     for ds_name, ds_opts in ds_cfg.items():
         DATASETS.get((ds_opts or {}).get("dataset", ds_name))
@@ -444,21 +497,29 @@ def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=No
                 if distillers and d_label not in distillers:
                     continue
                 d_grid, d_points = entry_points("distiller", d_label, dists.get(d_label))
+                d_seeds = parse_search_seeds("distiller", d_label, dists.get(d_label), suite_seeds)
                 for d_index, (d_entry, d_point) in enumerate(d_points):
                     _expand_distiller_point(
                         specs, name, i, exp, d_label, d_entry, (d_grid, d_index, d_point), models, train,
-                        teachers, students, ds_settings, seed_list, ds_key, protocol, options, ds_opts)
+                        teachers, students, ds_settings, seed_list, ds_key, protocol, options, ds_opts,
+                        suite_seeds, d_seeds)
         specs[n_before:] = with_evaluation(specs[n_before:], evaluation)
     if not specs:
         raise SuiteError(f"suite {name!r}: nothing to run after the filters")
     seen = {}
     for s in specs:
         seen.setdefault(s.run_id, s)
-    return list(seen.values())
+    out = list(seen.values())
+    if not all_seeds:
+        from gkd_bench.search import is_stage2
+
+        out = [s for s in out if not is_stage2(s)]
+    return out
 
 
 def _expand_distiller_point(specs, name, i, exp, d_label, d_entry, d_search, models, train, teachers, students,
-                            ds_settings, seed_list, ds_key, protocol, options, ds_opts) -> None:
+                            ds_settings, seed_list, ds_key, protocol, options, ds_opts, suite_seeds=(),
+                            d_seeds=None) -> None:
     """Append to ``specs`` the runs of experiment ``i`` for one (grid point of a) distiller entry."""
     d_spec, tpatch, cls = resolve_distiller(d_label, d_entry)
     t_labels = _as_list(exp.get("teacher"))
@@ -483,12 +544,18 @@ def _expand_distiller_point(specs, name, i, exp, d_label, d_entry, d_search, mod
             if s_label not in models:
                 MODELS.get(s_label)
             s_grid, s_points = entry_points("model", s_label, models.get(s_label) or {"model": s_label})
+            s_seeds = parse_search_seeds("model", s_label, models.get(s_label), suite_seeds)
+            if s_seeds is not None and d_seeds is not None and s_seeds != d_seeds:
+                raise SuiteError(f"suite {name!r}: model {s_label!r} and distiller {d_label!r} are searched "
+                                 f"together with different search seeds {s_seeds} and {d_seeds}; give both "
+                                 f"the same seeds (or one of them none)")
+            tune_seeds = s_seeds if s_seeds is not None else d_seeds
             for s_index, (s_entry, s_point) in enumerate(s_points):
                 s_entry = deep_merge(s_entry, {})
                 s_entry["train"] = deep_merge(s_entry.get("train") or {}, tpatch)
                 s_spec = resolve_model(s_label, s_entry, train)
                 search = search_info([("student", s_label, s_grid, s_index, s_point),
-                                      ("distiller", d_label, *d_search)], seed_list)
+                                      ("distiller", d_label, *d_search)], seed_list, tune_seeds)
                 for setting in ds_settings:
                     for seed in seed_list:
                         specs.append(RunSpec(suite=name, dataset=ds_key, protocol=protocol,

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from gkd_bench.records import read_record, record_path, write_record
 from gkd_bench.report import leaderboard, load_runs, write_report
 from gkd_bench.robustness import perturbation_columns
-from gkd_bench.search import COLUMNS, search_columns, search_table, select, sync_records
+from gkd_bench.search import COLUMNS, is_stage2, search_columns, search_table, select, stage2_specs, sync_records
 from gkd_bench.spec import SuiteError, canonical, expand, load_suite
 from tests.conftest import requires_data
 
@@ -334,6 +334,131 @@ def test_train_time_perturbed_copies_follow_the_clean_selection(tmp_path):
     assert not table["provisional"].any()  # perturbed copies only expect the train seeds
 
 
+# ----------------------------------------------------------------------------------------- two-stage search
+def two_stage_suite(grid=None, seeds="0-1"):
+    return with_search(BASE, "distillers", "kd", {**(grid or {"lam": [0.5, 0.7, 0.9]}), "seeds": seeds})
+
+
+def test_two_stage_expansion_runs_every_point_on_the_search_seeds_only():
+    one = expand(kd_suite())
+    specs = expand(two_stage_suite())
+    kd = [s for s in specs if s.distiller["label"] == "kd"]
+    assert len(kd) == 3 * 2 and {s.seed for s in kd} == {0, 1}
+    assert all(s.search["tune_seeds"] == [0, 1] and s.search["seeds"] == [0, 1, 2] for s in kd)
+    # the seeds key enters no config id: the same configurations and run ids as the one-stage search
+    assert {s.run_id for s in kd} == {s.run_id for s in one if s.distiller["label"] == "kd" and s.seed < 2}
+    assert {s.run_id for s in specs if s.distiller["label"] != "kd"} == \
+           {s.run_id for s in one if s.distiller["label"] != "kd"}
+    every = expand(two_stage_suite(), all_seeds=True)
+    assert [s.run_id for s in every] == [s.run_id for s in one]
+    assert {s.run_id for s in every if is_stage2(s)} == \
+           {s.run_id for s in one if s.distiller["label"] == "kd" and s.seed == 2}
+    assert search_columns(kd[0].search)["search_tune_seeds"] == "[0,1]"
+    assert "search_tune_seeds" not in search_columns(one[-1].search)
+    # search seeds equal to every seed: one stage, nothing deferred
+    assert not any(is_stage2(s) for s in expand(two_stage_suite(seeds="0-2"), all_seeds=True))
+
+
+def stage_scores(s):
+    """kd: lam 0.7 wins on val over seeds 0-1; lam 0.9 has the best test everywhere and the best val on
+    seed 2 (and the best val mean over all three seeds)."""
+    if s.distiller["label"] != "kd":
+        return 70.0, 70.0
+    lam = s.distiller["hparams"]["lam"]
+    if s.seed == 2:
+        return {0.5: 50.0, 0.7: 60.0, 0.9: 99.0}[lam], {0.5: 60.0, 0.7: 61.0, 0.9: 99.0}[lam]
+    return {0.5: 70.0, 0.7: 80.0, 0.9: 78.0}[lam] + s.seed, {0.5: 70.0, 0.7: 65.0, 0.9: 90.0}[lam] + s.seed
+
+
+def test_stage2_runs_the_point_selected_on_the_search_seeds(tmp_path):
+    suite = two_stage_suite()
+    every = expand(suite, all_seeds=True)
+    stage1 = [s for s in every if not is_stage2(s)]
+    assert stage2_specs(tmp_path, every) == ([], [s for s in every if is_stage2(s)])  # nothing recorded yet
+    write_all(tmp_path, stage1, stage_scores)
+    # a loser's later seed recorded before (a one-stage run): better val and test, it must not count
+    lam9 = next(s for s in every if is_stage2(s) and s.distiller["hparams"]["lam"] == 0.9)
+    write_all(tmp_path, [lam9], stage_scores)
+    decided, pending = stage2_specs(tmp_path, every)
+    assert pending == [] and len(decided) == 1
+    assert decided[0].distiller["hparams"]["lam"] == 0.7 and decided[0].seed == 2
+    assert decided[0].search["label"] == "kd[lam=0.7]"
+    # stage 2 recorded: the selection stays, the leaderboard row is the winner over all its seeds
+    write_all(tmp_path, decided, stage_scores)
+    assert stage2_specs(tmp_path, every)[0] == decided  # idempotent: the same decision from the records
+    runs = load_runs(tmp_path, ["hs"])
+    table = search_table(runs).set_index("search_label")
+    assert table["selected"].tolist() == [False, True, False] and not table["provisional"].any()
+    assert table.loc["kd[lam=0.7]", "val_mean"] == pytest.approx(80.5)  # search seeds only
+    assert table.loc["kd[lam=0.9]", "val_mean"] == pytest.approx(78.5)
+    assert table[["n", "n_search", "n_expected"]].loc["kd[lam=0.7]"].tolist() == [3, 2, 3]
+    assert table[["n", "n_search", "n_expected"]].loc["kd[lam=0.5]"].tolist() == [2, 2, 2]
+    assert table[["n", "n_search", "n_expected"]].loc["kd[lam=0.9]"].tolist() == [3, 2, 2]
+    row = leaderboard(runs).query("distiller == 'kd'").iloc[0]
+    tests = [65.0, 66.0, 61.0]
+    assert row["search_selected"] == "kd[lam=0.7]" and row["n"] == 3
+    assert row["test_mean"] == pytest.approx(sum(tests) / 3)
+    assert row["test_std"] == pytest.approx(pd.Series(tests).std(ddof=1))
+    assert not row["search_provisional"]
+    write_report(tmp_path, "hs")
+    md = (tmp_path / "hs" / "LEADERBOARD.md").read_text()
+    assert "| 3/3 " in md and "| 2/2 " in md and "sel (provisional)" not in md
+
+
+@pytest.mark.parametrize("status", ["missing", "error", "skipped"])
+def test_stage2_waits_while_stage1_is_incomplete(tmp_path, status):
+    every = expand(two_stage_suite(), all_seeds=True)
+    stage1 = [s for s in every if not is_stage2(s)]
+    hole = next(s for s in stage1 if s.distiller["label"] == "kd" and s.distiller["hparams"]["lam"] == 0.5
+                and s.seed == 1)
+    write_all(tmp_path, stage1, stage_scores, skip={hole.run_id})
+    if status != "missing":
+        write_record(record_path(tmp_path, hole.suite, hole.run_id), fake_record(hole, None, None, status=status))
+    decided, pending = stage2_specs(tmp_path, every)
+    assert decided == [] and {s.run_id for s in pending} == {s.run_id for s in every if is_stage2(s)}
+    runs = load_runs(tmp_path, ["hs"])
+    assert search_table(runs)["provisional"].all()
+    assert leaderboard(runs).query("distiller == 'kd'")["search_provisional"].item()
+    # the hole filled: stage 2 is decided
+    write_all(tmp_path, [hole], stage_scores)
+    assert [s.search["label"] for s in stage2_specs(tmp_path, every)[0]] == ["kd[lam=0.7]"]
+
+
+def test_two_stage_perturbed_copies_run_the_clean_selection_only(tmp_path):
+    suite = {**two_stage_suite(), "robustness": {"train_noise": [0.5], "train_seeds": "0-1"}}
+    every = expand(suite, all_seeds=True)
+    assert not any(s.perturbation and s.distiller["label"] == "kd" for s in expand(suite))
+    write_all(tmp_path, [s for s in every if not is_stage2(s)], stage_scores)
+    decided = stage2_specs(tmp_path, every)[0]
+    pert = [s for s in decided if s.perturbation]
+    assert pert and {s.search["label"] for s in decided} == {"kd[lam=0.7]"}
+    assert {s.seed for s in pert} == {0, 1}
+
+
+@pytest.mark.parametrize("seeds,match", [
+    ("0-5", r"distiller 'kd': search 'seeds' '0-5' must be a subset of the suite's seeds \[0, 1, 2\]"),
+    ("a-b", r"distiller 'kd': search 'seeds': cannot parse seeds"),
+    ([], r"distiller 'kd': search 'seeds' is empty"),
+    ([0, 0], r"distiller 'kd': search 'seeds' repeats a seed"),
+    ([0.5], r"distiller 'kd': search 'seeds': not a seed list"),
+    (True, r"distiller 'kd': search 'seeds': not a seed list"),
+])
+def test_malformed_search_seeds_are_suite_errors(seeds, match):
+    with pytest.raises(SuiteError, match=match):
+        expand(two_stage_suite(seeds=seeds))
+
+
+def test_search_seeds_without_parameters_or_mismatched_between_student_and_distiller():
+    with pytest.raises(SuiteError, match=r"distiller 'kd': search has 'seeds' but no parameter"):
+        expand(with_search(BASE, "distillers", "kd", {"seeds": "0-1"}))
+    suite = with_search(two_stage_suite(), "models", "mlp", {"dropout": [0.0, 0.5], "seeds": "0"})
+    with pytest.raises(SuiteError, match=r"model 'mlp' and distiller 'kd' .* different search seeds"):
+        expand(suite)
+    suite = with_search(two_stage_suite(), "models", "mlp", {"dropout": [0.0, 0.5], "seeds": [1, 0]})
+    kd = [s for s in expand(suite) if s.distiller["label"] == "kd"]
+    assert len(kd) == 6 * 2 and {s.search["group"] for s in kd} == {"mlp+kd"}
+
+
 # ----------------------------------------------------------------------------------------- end to end
 TINY = """
 name: tinysearch
@@ -389,3 +514,54 @@ def test_cli_search_on_cora_writes_selected_row_and_grid_table(tmp_path):
     assert r.exit_code == 0, r.output
     page = next((results / "site" / "tinysearch").glob("cora_*.html")).read_text()
     assert best in page and "Hyperparameter search" in page
+
+
+TINY2 = TINY.replace("name: tinysearch", "name: tiny2").replace("seeds: 0-1", "seeds: 0-2").replace(
+    "search: {T: [1.0, 4.0]}", "search: {T: [1.0, 4.0], seeds: 0-1}")
+
+
+@requires_data("planetoid/ind.cora.x")
+def test_cli_two_stage_search_on_cora(tmp_path):
+    from gkd_bench.cli import main
+
+    assert TINY2 != TINY and "seeds: 0-1}" in TINY2
+    suite = tmp_path / "tiny2.yaml"
+    suite.write_text(TINY2)
+    results = tmp_path / "results"
+    cli = CliRunner()
+    args = ["run", "--suite", str(suite), "--results-dir", str(results)]
+    r = cli.invoke(main, args + ["--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "10 runs" in r.output and "stage 2: 1 more runs" in r.output and "decided after stage 1" in r.output
+    r = cli.invoke(main, args + ["--no-timing"])
+    assert r.exit_code == 0, r.output
+    runs = pd.read_csv(results / "tiny2" / "runs.csv")
+    assert (runs["status"] == "ok").all()
+    kd_runs = runs[runs["distiller"] == "kd"]
+    tune = kd_runs[kd_runs["seed"] < 2]
+    means = tune.groupby("search_label")["val"].mean()
+    assert len(means) == 2 and tune.groupby("search_label")["seed"].nunique().tolist() == [2, 2]
+    best = max(means.index, key=lambda lbl: (means[lbl], -sorted(means.index).index(lbl)))
+    every = expand(load_suite(str(suite)), all_seeds=True)
+    want = {s.run_id for s in every if not (s.distiller["label"] == "kd" and s.seed == 2)} | {
+        s.run_id for s in every if s.distiller["label"] == "kd" and s.seed == 2 and s.search["label"] == best}
+    assert set(runs["run_id"]) == want and len(want) == 11
+    assert set(kd_runs.loc[kd_runs["seed"] == 2, "search_label"]) == {best}
+    lb = pd.read_csv(results / "tiny2" / "leaderboard.csv")
+    kd = lb[lb["distiller"] == "kd"]
+    assert len(kd) == 1 and kd["search_selected"].item() == best and kd["n"].item() == 3
+    assert kd["test_mean"].item() == pytest.approx(kd_runs.loc[kd_runs["search_label"] == best, "test"].mean())
+    assert not kd["search_provisional"].item()
+    grid = pd.read_csv(results / "tiny2" / "search.csv").set_index("search_label")
+    assert grid.loc[best, "n"] == 3 and grid.loc[best, "n_expected"] == 3 and grid.loc[best, "n_search"] == 2
+    # everything done: the dry run lists stage 2, a rerun trains nothing
+    r = cli.invoke(main, args + ["--dry-run"])
+    assert r.exit_code == 0 and "11 runs (1 of them stage 2)" in r.output and "decided after" not in r.output
+    r = cli.invoke(main, args + ["--no-timing", "--no-report"])
+    assert r.exit_code == 0 and "11 runs (11 done)" in r.output, r.output
+    # interrupted in stage 2: only the missing run trains
+    stage2 = runs.loc[(runs["distiller"] == "kd") & (runs["seed"] == 2), "run_id"].item()
+    record_path(results, "tiny2", stage2).unlink()
+    r = cli.invoke(main, args + ["--no-timing", "--no-report"])
+    assert r.exit_code == 0 and "11 runs (10 done, 1 ok)" in r.output, r.output
+    assert read_record(record_path(results, "tiny2", stage2))["search_label"] == best
