@@ -190,12 +190,15 @@ class SparsePattern:
         self.cols_t = self.rows[self.perm]
 
 
-def sparse_pattern(x: torch.Tensor, max_density: float = SPARSE_MATMUL_MAX_DENSITY):
+def sparse_pattern(x: torch.Tensor, max_density: "float | None" = None):
     """:class:`SparsePattern` of the non-zero entries of ``x`` ``[N, F]``, or ``None`` when more than
-    ``max_density`` of them are non-zero (or ``x`` is not 2-D). Memoised per non-zero index, i.e.
+    ``max_density`` (default :data:`SPARSE_MATMUL_MAX_DENSITY`) of them are non-zero (or ``x`` is not
+    2-D). Memoised per non-zero index, i.e.
     per tensor object and version of ``x`` (see :func:`_flat_nonzero`)."""
     if x.dim() != 2:
         return None
+    if max_density is None:
+        max_density = SPARSE_MATMUL_MAX_DENSITY
     idx = _flat_nonzero(x)
     if idx is None or idx.numel() > max_density * x.numel():
         return None
