@@ -28,8 +28,9 @@ class GAT(nn.Module):
     (Velickovic et al.: ``a_l``/``a_r`` scores, LeakyReLU, edge softmax, attention dropout, weighted
     sum, residual, bias) is reproduced on DGL. Same parameters, same dropout masks (the global RNG
     is consumed as :class:`~gkd_bench.methods._common.InputDropout` does), same outputs up to float
-    rounding. Denser inputs, an identity residual or ``feat_drop > 0`` take the dense path;
-    ``sparse_first_layer=False`` forces it.
+    rounding. Denser inputs, an identity residual, ``feat_drop > 0`` or an ``x`` that requires grad
+    (its gradient is dense also at the zero entries) take the dense path; ``sparse_first_layer=False``
+    forces it.
     """
 
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 8, num_layers: int = 2,
@@ -62,6 +63,7 @@ class GAT(nn.Module):
         layer = self.layers[0]
         res_linear = isinstance(layer.res_fc, nn.Linear)
         if (not self.sparse_first_layer or type(self.input_dropout) is not InputDropout
+                or (torch.is_grad_enabled() and x.requires_grad)  # dense input gradient wanted
                 or layer.feat_drop.p > 0 or hasattr(layer, "fc_src") or g.is_block
                 or (layer.res_fc is not None and not res_linear)):
             return None

@@ -1,6 +1,7 @@
 """Graph convolutional network (Kipf & Welling, ICLR 2017) on DGL's GraphConv."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from gkd_bench.data import ModelOutput
@@ -38,8 +39,8 @@ class GCN(nn.Module):
     ``GraphConv(norm="both")``: ``D_dst^-1/2 A D_src^-1/2 (X W0) + b0`` (the row scalings commute
     with the right product). Same parameters, same dropout masks (the global RNG is consumed as
     :class:`~gkd_bench.methods._common.InputDropout` does), same outputs up to float rounding; denser
-    inputs take the dense ``InputDropout`` + ``GraphConv`` path. ``sparse_first_layer=False`` forces
-    the dense path.
+    inputs, and an ``x`` that requires grad (its gradient is dense also at the zero entries), take
+    the dense ``InputDropout`` + ``GraphConv`` path. ``sparse_first_layer=False`` forces the dense path.
     """
 
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 64, num_layers: int = 2,
@@ -58,7 +59,8 @@ class GCN(nn.Module):
 
     def _sparse_layer0(self, g, x):
         """Layer 0 from the non-zero entries of ``x`` ``[N, in_dim]``, or ``None`` (dense input)."""
-        if not (self.sparse_first_layer and type(self.input_dropout) is InputDropout):
+        if (not self.sparse_first_layer or type(self.input_dropout) is not InputDropout
+                or (torch.is_grad_enabled() and x.requires_grad)):  # dense input gradient wanted
             return None
         layer = self.layers[0]
         xw = sparse_input_matmul(x, layer.weight, self.input_dropout.p, self.input_dropout.training)

@@ -149,6 +149,35 @@ def test_dense_input_takes_the_old_path(monkeypatch):
     assert not run(model, g, x, True)[3]
 
 
+@pytest.mark.parametrize("name", ["gcn", "gat-l1"])
+def test_input_requiring_grad_takes_the_dense_path_with_a_dense_input_gradient(name):
+    g, x = sparse_graph()
+    model = models(x.shape[1])[name]().eval()
+    xg = x.clone().requires_grad_(True)
+    out = run(model, g, xg, True)
+    assert not out[3]
+    assert (xg.grad[x == 0] != 0).any()  # the gradient at zero entries, as the dense layer gives it
+    with torch.no_grad():
+        assert run_no_grad(model, g, xg)
+
+
+def run_no_grad(model, g, x):
+    """Under no_grad an ``x`` requiring grad may take the sparse path: True when it does."""
+    calls = []
+    import gkd_bench.methods.gat as gat_mod
+    import gkd_bench.methods.gcn as gcn_mod
+
+    orig_gat, orig_gcn = gat_mod.pattern_matmul, gcn_mod.sparse_input_matmul
+    gat_mod.pattern_matmul = lambda *a: (calls.append(1), orig_gat(*a))[1]
+    gcn_mod.sparse_input_matmul = lambda *a, **k: (calls.append(1), orig_gcn(*a, **k))[1]
+    try:
+        model.sparse_first_layer = True
+        model(g, x)
+    finally:
+        gat_mod.pattern_matmul, gcn_mod.sparse_input_matmul = orig_gat, orig_gcn
+    return bool(calls)
+
+
 def test_bad_arguments_raise():
     _, x = sparse_graph()
     with pytest.raises(ValueError):
