@@ -95,7 +95,8 @@ _NONZERO_CACHE: dict = {}
 def _flat_nonzero(x: torch.Tensor):
     """Flat indices of the non-zero entries of ``x`` ``[N, F]`` (int64 ``[nnz]``), or ``None`` when more
     than :data:`SPARSE_DROPOUT_MAX_DENSITY` of them are non-zero. Memoised per tensor object and
-    version (an in-place change recomputes; a freed tensor's entry is dropped)."""
+    version (an in-place change recomputes; a freed tensor's entry is dropped); inference tensors, which
+    have no version counter, are not memoised."""
     key = id(x)
     hit = _NONZERO_CACHE.get(key)
     if hit is not None:
@@ -106,6 +107,8 @@ def _flat_nonzero(x: torch.Tensor):
     idx = torch.nonzero(flat, as_tuple=True)[0]
     if idx.numel() > SPARSE_DROPOUT_MAX_DENSITY * flat.numel():
         idx = None
+    if x.is_inference():  # no version counter (torch.inference_mode): do not memoise
+        return idx
     try:
         ref = weakref.ref(x, lambda _r, k=key: _NONZERO_CACHE.pop(k, None))
     except TypeError:  # not weak-referenceable: do not memoise

@@ -178,6 +178,22 @@ def run_no_grad(model, g, x):
     return bool(calls)
 
 
+@pytest.mark.parametrize("name", ["gcn", "gat-residual"])
+def test_inference_mode_with_an_inference_tensor_input(name):
+    """Inference tensors have no version counter: the sparse path must still work (not memoised)."""
+    g, x = sparse_graph()
+    model = models(x.shape[1])[name]().eval()
+    with torch.no_grad():
+        model.sparse_first_layer = False
+        ref = model(g, x).logits
+    with torch.inference_mode():
+        xi = x.clone()
+        assert xi.is_inference()
+        assert run_no_grad(model, g, xi)
+        out = model(g, xi).logits
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+
+
 def test_bad_arguments_raise():
     _, x = sparse_graph()
     with pytest.raises(ValueError):
