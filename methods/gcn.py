@@ -1,11 +1,27 @@
 """Graph convolutional network (Kipf & Welling, ICLR 2017) on DGL's GraphConv."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from gkd_bench.data import ModelOutput
-from gkd_bench.methods._common import InputDropout, check_layers, make_norm, with_self_loops
+from gkd_bench.methods._common import InputDropout, check_layers, make_norm, sparse_input_matmul, with_self_loops
 from gkd_bench.registry import MODELS
+
+_PROPAGATE = None
+
+
+def _propagate():
+    """A parameterless ``GraphConv(norm="both", weight=False, bias=False)``: ``D_dst^-1/2 A D_src^-1/2 h``.
+
+    Shared by all models (it holds no state), so it is not a submodule and the state_dict is unchanged.
+    """
+    global _PROPAGATE
+    if _PROPAGATE is None:
+        from dgl.nn import GraphConv
+
+        _PROPAGATE = GraphConv(1, 1, norm="both", weight=False, bias=False)
+    return _PROPAGATE
 
 
 class GCN(nn.Module):
@@ -14,6 +30,17 @@ class GCN(nn.Module):
     Shapes: ``x`` ``[N, in_dim]`` -> logits ``[N, num_classes]``; ``hidden`` holds
     ``num_layers - 1`` tensors ``[N, hidden]`` (post-activation, before dropout).
     Kipf's Cora setting: 2 layers, hidden 16, dropout 0.5, weight decay 5e-4.
+
+    Sparse first layer: when at most
+    :data:`~gkd_bench.methods._common.SPARSE_MATMUL_MAX_DENSITY` of ``x`` is non-zero (bag-of-words
+    features), layer 0 computes ``dropout(x) @ W0`` from the non-zero entries only
+    (:func:`~gkd_bench.methods._common.sparse_input_matmul`, as Kipf & Welling's code does with
+    ``sparse_dropout`` and a sparse-dense matmul) and then propagates exactly as
+    ``GraphConv(norm="both")``: ``D_dst^-1/2 A D_src^-1/2 (X W0) + b0`` (the row scalings commute
+    with the right product). Same parameters, same dropout masks (the global RNG is consumed as
+    :class:`~gkd_bench.methods._common.InputDropout` does), same outputs up to float rounding; denser
+    inputs, and an ``x`` that requires grad (its gradient is dense also at the zero entries), take
+    the dense ``InputDropout`` + ``GraphConv`` path. ``sparse_first_layer=False`` forces the dense path.
     """
 
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 64, num_layers: int = 2,
@@ -28,13 +55,27 @@ class GCN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         # Kipf applies dropout to the (sparse) input features as well; default: same rate.
         self.input_dropout = InputDropout(dropout if input_dropout is None else input_dropout)
+        self.sparse_first_layer = True  # a plain attribute: not in the state_dict
+
+    def _sparse_layer0(self, g, x):
+        """Layer 0 from the non-zero entries of ``x`` ``[N, in_dim]``, or ``None`` (dense input)."""
+        if (not self.sparse_first_layer or type(self.input_dropout) is not InputDropout
+                or (torch.is_grad_enabled() and x.requires_grad)):  # dense input gradient wanted
+            return None
+        layer = self.layers[0]
+        xw = sparse_input_matmul(x, layer.weight, self.input_dropout.p, self.input_dropout.training)
+        if xw is None:
+            return None
+        h = _propagate()(g, xw)
+        return h if layer.bias is None else h + layer.bias
 
     def forward(self, graph, x) -> ModelOutput:
         g = with_self_loops(graph)
-        h = self.input_dropout(x)
+        h0 = self._sparse_layer0(g, x)
+        h = self.input_dropout(x) if h0 is None else None
         hidden = []
         for i, layer in enumerate(self.layers):
-            h = layer(g, h)
+            h = layer(g, h) if i or h0 is None else h0
             if i < len(self.layers) - 1:
                 h = self.norms[i](h).relu()
                 hidden.append(h)

@@ -1,0 +1,255 @@
+"""The sparse first layer of GCN and GAT (``sparse_input_matmul``) equals the dense InputDropout path."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from conftest import DATA_ROOT, requires_data
+from gkd_bench.methods import _common
+from gkd_bench.methods._common import InputDropout, sparse_input_matmul, sparse_input_values
+from gkd_bench.methods.gat import GAT
+from gkd_bench.methods.gcn import GCN
+
+
+def sparse_graph(n=120, f=400, density=0.02, seed=0):
+    import dgl
+
+    gen = torch.Generator().manual_seed(seed)
+    src = torch.randint(0, n, (5 * n,), generator=gen)
+    dst = torch.randint(0, n, (5 * n,), generator=gen)
+    g = dgl.to_simple(dgl.graph((torch.cat([src, dst]), torch.cat([dst, src])), num_nodes=n))
+    x = (torch.rand(n, f, generator=gen) < density).float() * torch.rand(n, f, generator=gen)
+    x[3] = 0.0  # an all-zero row (l1 normalisation keeps it zero)
+    return g, x
+
+
+def models(f, c=4):
+    return {
+        "gcn": lambda: GCN(f, c, 16, 3, 0.5),
+        "gcn-batchnorm": lambda: GCN(f, c, 16, 2, 0.5, norm="batch", input_dropout=0.3),
+        "gat-l1": lambda: GAT(f, c, 8, 2, 4, 1, 0.6, 0.6, input_norm="l1"),
+        "gat-residual": lambda: GAT(f, c, 8, 3, 4, 2, 0.5, 0.3, residual=True, input_norm="l1"),
+    }
+
+
+def run(model, g, x, sparse: bool, seed=7):
+    """Forward + backward of a fixed loss with the global RNG at ``seed``; outputs, gradients, path taken."""
+    model.sparse_first_layer = sparse
+    calls = []
+    orig = _common.pattern_matmul
+
+    def spy(*a):
+        calls.append(1)
+        return orig(*a)
+
+    import gkd_bench.methods.gat as gat_mod
+    import gkd_bench.methods.gcn as gcn_mod
+
+    gat_mod.pattern_matmul, _common.pattern_matmul = spy, spy
+    gcn_sparse = gcn_mod.sparse_input_matmul
+    def gcn_spy(*a, **k):
+        out = gcn_sparse(*a, **k)
+        if out is not None:
+            calls.append(1)
+        return out
+
+    gcn_mod.sparse_input_matmul = gcn_spy
+    try:
+        torch.manual_seed(seed)
+        out = model(g, x)
+        model.zero_grad()
+        (out.logits.square().sum() + sum(h.sin().sum() for h in out.hidden)).backward()
+    finally:
+        gat_mod.pattern_matmul, _common.pattern_matmul = orig, orig
+        gcn_mod.sparse_input_matmul = gcn_sparse
+    grads = {k: p.grad.clone() for k, p in model.named_parameters()}
+    after = torch.rand(3)  # the RNG stream after the step
+    return (out.logits.detach(), *[h.detach() for h in out.hidden]), grads, after, bool(calls)
+
+
+def assert_same(a, b, atol=1e-5, rtol=1e-4):
+    outs_a, grads_a, rng_a, _ = a
+    outs_b, grads_b, rng_b, _ = b
+    assert len(outs_a) == len(outs_b)
+    for u, v in zip(outs_a, outs_b):
+        torch.testing.assert_close(u, v, atol=atol, rtol=rtol)
+    assert grads_a.keys() == grads_b.keys()
+    # float rounding scales with the largest gradient (a bias before batch norm has gradient ~0 + noise)
+    scale = max(1.0, max(float(v.abs().max()) for v in grads_b.values()))
+    for k in grads_a:
+        torch.testing.assert_close(grads_a[k], grads_b[k], atol=atol * scale, rtol=rtol, msg=k)
+    assert torch.equal(rng_a, rng_b), "the sparse path must consume the global RNG as InputDropout does"
+
+
+@pytest.mark.parametrize("name", list(models(400)))
+@pytest.mark.parametrize("training", [False, True])
+def test_sparse_path_equals_dense_path_outputs_gradients_and_rng(name, training):
+    g, x = sparse_graph()
+    torch.manual_seed(0)
+    model = models(x.shape[1])[name]().train(training)
+    sparse = run(model, g, x, True)
+    dense = run(model, g, x, False)
+    assert sparse[3] and not dense[3], "the sparse run must take the sparse path, the dense run the old one"
+    assert_same(sparse, dense)
+
+
+def test_training_mask_is_inputdropouts_mask():
+    """values == InputDropout(x) at the non-zeros for the same RNG state, and the product equals the dense one."""
+    _, x = sparse_graph()
+    w = torch.randn(x.shape[1], 5, requires_grad=True)
+    torch.manual_seed(3)
+    dense_in = InputDropout(0.5).train()(x)
+    torch.manual_seed(3)
+    pattern, values = sparse_input_values(x, 0.5, True)
+    rebuilt = torch.zeros(x.numel()).index_put((pattern.idx,), values).view_as(x)
+    assert torch.equal(rebuilt, dense_in)
+    assert 0 < int((values == 0).sum()) < values.numel()  # some dropped, some kept
+    torch.manual_seed(3)
+    out = sparse_input_matmul(x, w, 0.5, True)
+    out.square().sum().backward()
+    gw = w.grad.clone()
+    w.grad = None
+    ref = dense_in @ w
+    ref.square().sum().backward()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gw, w.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_gradient_flows_to_x_values_and_l1_norm_matches():
+    _, x = sparse_graph(n=30, f=50, density=0.1)
+    w = torch.randn(50, 3)
+    xs = x.clone().requires_grad_(True)
+    xd = x.clone().requires_grad_(True)
+    out = sparse_input_matmul(xs, w, input_norm="l1")
+    ref = _common.normalize_input(xd, "l1") @ w
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)
+    out.sin().sum().backward()
+    ref.sin().sum().backward()
+    nz = x != 0
+    torch.testing.assert_close(xs.grad[nz], xd.grad[nz], atol=1e-6, rtol=1e-5)
+    assert torch.all(xs.grad[~nz] == 0)
+
+
+def test_dense_input_takes_the_old_path(monkeypatch):
+    g, x = sparse_graph(density=0.5)
+    assert sparse_input_matmul(x, torch.randn(x.shape[1], 3)) is None
+    for name, make in models(x.shape[1]).items():
+        model = make().train()
+        out = run(model, g, x, True)
+        assert not out[3], name
+        assert_same(out, run(model, g, x, False))
+    # the threshold is the knob: lowered below the density, a sparse input goes dense
+    g, x = sparse_graph(density=0.05)
+    assert sparse_input_matmul(x, torch.randn(x.shape[1], 3)) is not None
+    monkeypatch.setattr(_common, "SPARSE_MATMUL_MAX_DENSITY", 0.01)
+    assert sparse_input_matmul(x, torch.randn(x.shape[1], 3)) is None
+    model = GCN(x.shape[1], 4, 16, 2, 0.5).train()
+    assert not run(model, g, x, True)[3]
+
+
+@pytest.mark.parametrize("name", ["gcn", "gat-l1"])
+def test_input_requiring_grad_takes_the_dense_path_with_a_dense_input_gradient(name):
+    g, x = sparse_graph()
+    model = models(x.shape[1])[name]().eval()
+    xg = x.clone().requires_grad_(True)
+    out = run(model, g, xg, True)
+    assert not out[3]
+    assert (xg.grad[x == 0] != 0).any()  # the gradient at zero entries, as the dense layer gives it
+    with torch.no_grad():
+        assert run_no_grad(model, g, xg)
+
+
+def run_no_grad(model, g, x):
+    """Under no_grad an ``x`` requiring grad may take the sparse path: True when it does."""
+    calls = []
+    import gkd_bench.methods.gat as gat_mod
+    import gkd_bench.methods.gcn as gcn_mod
+
+    orig_gat, orig_gcn = gat_mod.pattern_matmul, gcn_mod.sparse_input_matmul
+    gat_mod.pattern_matmul = lambda *a: (calls.append(1), orig_gat(*a))[1]
+    gcn_mod.sparse_input_matmul = lambda *a, **k: (calls.append(1), orig_gcn(*a, **k))[1]
+    try:
+        model.sparse_first_layer = True
+        model(g, x)
+    finally:
+        gat_mod.pattern_matmul, gcn_mod.sparse_input_matmul = orig_gat, orig_gcn
+    return bool(calls)
+
+
+@pytest.mark.parametrize("name", ["gcn", "gat-residual"])
+def test_inference_mode_with_an_inference_tensor_input(name):
+    """Inference tensors have no version counter: the sparse path must still work (not memoised)."""
+    g, x = sparse_graph()
+    model = models(x.shape[1])[name]().eval()
+    with torch.no_grad():
+        model.sparse_first_layer = False
+        ref = model(g, x).logits
+    with torch.inference_mode():
+        xi = x.clone()
+        assert xi.is_inference()
+        assert run_no_grad(model, g, xi)
+        out = model(g, xi).logits
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+
+
+def test_bad_arguments_raise():
+    _, x = sparse_graph()
+    with pytest.raises(ValueError):
+        sparse_input_matmul(x, torch.randn(x.shape[1], 3), p=1.0)
+    with pytest.raises(ValueError):
+        sparse_input_matmul(x, torch.randn(x.shape[1] + 1, 3))
+    with pytest.raises(ValueError):
+        sparse_input_matmul(x, torch.randn(x.shape[1], 3), input_norm="l2")
+    with pytest.raises(ValueError):
+        sparse_input_matmul(x, torch.randn(x.shape[1], 3), support=x[:-1])
+
+
+@pytest.mark.parametrize("name", list(models(400)))
+def test_state_dict_unchanged_and_sparse_trained_model_loads_into_the_dense_path(name):
+    from dgl.nn import GATConv, GraphConv
+
+    g, x = sparse_graph()
+    y = torch.randint(0, 4, (x.shape[0],))
+    torch.manual_seed(1)
+    model = models(x.shape[1])[name]()
+    keys = {k: v.shape for k, v in model.state_dict().items()}
+    # the reference: the same layers built directly from DGL modules, before this change
+    first = model.layers[0]
+    assert isinstance(first, (GATConv, GraphConv))
+    expected = ({"weight", "bias"} if isinstance(first, GraphConv)
+                else {n for n, _ in first.named_parameters()})
+    assert {k.split(".", 2)[2] for k in keys if k.startswith("layers.0.")} >= expected
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    model.train()
+    for _ in range(5):
+        loss = torch.nn.functional.cross_entropy(model(g, x).logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert {k: v.shape for k, v in model.state_dict().items()} == keys
+    torch.manual_seed(1)
+    fresh = models(x.shape[1])[name]()
+    fresh.load_state_dict(model.state_dict())
+    fresh.sparse_first_layer = False
+    model.eval(), fresh.eval()
+    a, b = model(g, x), fresh(g, x)
+    torch.testing.assert_close(a.logits, b.logits, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(a.logits, models(x.shape[1])[name]().eval()(g, x).logits, atol=1e-3)
+
+
+@requires_data("planetoid/ind.cora.x")
+@pytest.mark.parametrize("name", ["gcn", "gat-l1", "gat-residual"])
+def test_real_cora_eval_sparse_equals_dense(name):
+    from gkd_bench.registry import DATASETS
+
+    data = DATASETS.get("cora")(root=DATA_ROOT, protocol="planetoid", seed=0)
+    x, g = data.x, data.graph
+    assert 0 < float((x != 0).float().mean()) < _common.SPARSE_MATMUL_MAX_DENSITY
+    torch.manual_seed(0)
+    model = models(x.shape[1], data.num_classes)[name]().eval()
+    sparse = run(model, g, x, True)
+    dense = run(model, g, x, False)
+    assert sparse[3] and not dense[3]
+    assert_same(sparse, dense, atol=1e-5, rtol=1e-4)
