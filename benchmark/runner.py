@@ -23,7 +23,7 @@ import torch
 
 from gkd_bench.data import GraphData, MissingDataError, ModelOutput
 from gkd_bench.analysis import analysis_columns
-from gkd_bench.datasets._io import cache_root
+from gkd_bench.datasets._io import cache_root, data_root
 from gkd_bench.datasets.settings import apply_setting
 from gkd_bench.env import environment
 from gkd_bench.fit import FitResult, TrainConfig, eval_batch_size, fit, predict, predict_graphs, split_score
@@ -326,14 +326,25 @@ class Runner:
         except MissingDataError as e:
             if self.fail_fast:
                 raise
-            return {**self.base_record(spec), "status": "skipped", "error": str(e)}
+            return {**self.base_record(spec), "status": "skipped", "error": self.portable(str(e))}
         except Exception as e:  # noqa: BLE001 - failures are records
             if self.fail_fast:
                 raise
             oom = isinstance(e, MemoryError) or "out of memory" in str(e).lower()
             tb = "".join(traceback.format_exception(type(e), e, e.__traceback__)[-3:])
             return {**self.base_record(spec), "status": "oom" if oom else "error",
-                    "error": f"{type(e).__name__}: {e}\n{tb}"}
+                    "error": self.portable(f"{type(e).__name__}: {e}\n{tb}")}
+
+    def portable(self, text: str) -> str:
+        """``text`` with this machine's data root and cache folder written as ``$GKD_BENCH_DATA`` and
+        ``$GKD_BENCH_CACHE``: records are committed and shared, so their error messages must not name
+        one machine's folders (missing files stay named relative to the data root)."""
+        names = {"$GKD_BENCH_DATA": data_root(self.data_root), "$GKD_BENCH_CACHE": self.cache_dir}
+        forms = sorted(((str(f), name) for name, p in names.items()
+                        for f in {Path(p), Path(p).resolve()}), key=lambda t: -len(t[0]))
+        for form, name in forms:  # longest first: an absolute form may contain a shorter one
+            text = text.replace(form, name)
+        return text
 
 
 def count_parameters_all(module: torch.nn.Module) -> int:
