@@ -326,3 +326,7 @@ def test_suites_expand():
     assert ("sa_mlp", "smkd") in tran and ("sa_mlp", "kd") in ind
     teachers = {s.teacher["label"] for s in sa if s.teacher}
     assert teachers == {"gcn", "sage", "gat"}
+    # cora/citeseer read the raw binary bag-of-words (GLNN's GAT collapses on row-normalised features)
+    features = {(s.dataset, s.dataset_options.get("features")) for s in sa}
+    assert features == {("cora", "binary"), ("citeseer", "binary"), ("chameleon", None), ("squirrel", None),
+                        ("amazon-computers", None), ("amazon-photo", None), ("coauthor-cs", None)}
