@@ -1,7 +1,8 @@
-"""Sparse first layer of GCN and GAT (``sparse_input_matmul``) vs the dense ``InputDropout`` + DGL layer path.
+"""Sparse first layer of GCN, GAT and SAGE (``sparse_input_matmul``) vs the dense DGL layer path.
 
 For each dataset: one full-batch training epoch (forward, backward, Adam step) and one eval forward of
-the default suite's models (GCN 64 hidden, dropout 0.8; GAT 8 x 8 heads, dropout 0.6, l1 input norm),
+the default suite's models (GCN 64 hidden, dropout 0.8; GAT 8 x 8 heads, dropout 0.6, l1 input norm;
+SAGE 128 hidden, mean aggregator; SAGE-gcn: GLNN's teacher, aggregator gcn),
 switching ``model.sparse_first_layer`` between epochs. Timings alternate (dense, sparse, dense, ...) in
 one process so drift hits both; reported: median ms and the ratio dense / sparse. Inputs denser than
 ``SPARSE_MATMUL_MAX_DENSITY`` (amazon-computers, 35%) take the dense path either way (ratio ~1).
@@ -24,6 +25,7 @@ import gkd_bench  # noqa: F401
 from gkd_bench.methods._common import SPARSE_MATMUL_MAX_DENSITY
 from gkd_bench.methods.gat import GAT
 from gkd_bench.methods.gcn import GCN
+from gkd_bench.methods.sage import SAGE
 from gkd_bench.registry import DATASETS, load_all
 
 DEFAULT = ["cora:planetoid", "citeseer:planetoid", "coauthor-cs:cpf", "amazon-computers:cpf"]
@@ -59,10 +61,13 @@ def main() -> None:
         data = DATASETS.get(name)(root=os.environ.get("GKD_BENCH_DATA"), protocol=protocol, seed=0)
         g, x, y, train = data.graph, data.x, data.y, data.splits["train"]
         density = (x != 0).float().mean().item()
-        for arch in ("GCN", "GAT"):
+        for arch in ("GCN", "GAT", "SAGE", "SAGE-gcn"):
             torch.manual_seed(0)
-            model = (GCN(x.shape[1], data.num_classes, 64, 2, 0.8) if arch == "GCN"
-                     else GAT(x.shape[1], data.num_classes, 8, 2, 8, 1, 0.6, 0.6, input_norm="l1"))
+            model = {"GCN": lambda: GCN(x.shape[1], data.num_classes, 64, 2, 0.8),
+                     "GAT": lambda: GAT(x.shape[1], data.num_classes, 8, 2, 8, 1, 0.6, 0.6, input_norm="l1"),
+                     "SAGE": lambda: SAGE(x.shape[1], data.num_classes, 128, 2, 0.0),
+                     "SAGE-gcn": lambda: SAGE(x.shape[1], data.num_classes, 128, 2, 0.0, aggregator="gcn"),
+                     }[arch]()
             opt = torch.optim.Adam(model.parameters(), lr=0.01)
             for case, fn in (("train epoch", epoch_ms), ("eval forward", eval_ms)):
                 times = {"dense": [], "sparse": []}

@@ -1,10 +1,11 @@
 """GraphSAGE (Hamilton et al., NeurIPS 2017) on DGL's SAGEConv; GLNN's teacher."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from gkd_bench.data import ModelOutput
-from gkd_bench.methods._common import check_layers, make_norm
+from gkd_bench.methods._common import check_layers, make_norm, sparse_input_matmul
 from gkd_bench.registry import MODELS
 
 
@@ -23,6 +24,17 @@ class SAGE(nn.Module):
     block's source nodes and the outputs are ``[n_dst, *]`` for the last
     block's destination nodes. :meth:`inference` is the layer-wise,
     bounded-memory equivalent of ``forward(graph, x)`` in eval mode.
+
+    Sparse first layer (full-graph forward, ``mean`` and ``gcn`` aggregators): when at most
+    :data:`~gkd_bench.methods._common.SPARSE_MATMUL_MAX_DENSITY` of ``x`` is non-zero (bag-of-words
+    features), layer 0 computes ``x @ [W_neigh; W_self]^T`` from the non-zero entries only
+    (:func:`~gkd_bench.methods._common.sparse_input_matmul`) and then aggregates exactly as DGL's
+    ``SAGEConv`` does when it projects before message passing (its own choice whenever
+    ``in_dim > out_dim``): ``mean``: ``x_i W_self^T + b + mean_{j in N(i)} x_j W_neigh^T``; ``gcn``:
+    ``(sum_{j in N(i)} x_j W_neigh^T + x_i W_neigh^T) / (deg_i + 1) + b``. Same parameters, same
+    outputs up to float rounding, no random numbers drawn (SAGE has no input dropout). Dense inputs,
+    blocks (mini-batches), the ``pool``/``lstm`` aggregators, a ``SAGEConv`` with input dropout and
+    an ``x`` that requires grad take DGL's dense path; ``sparse_first_layer = False`` forces it.
     """
 
     supports_blocks = True
@@ -38,15 +50,47 @@ class SAGE(nn.Module):
         self.norms = nn.ModuleList(make_norm(norm, hidden) for _ in range(num_layers - 1))
         self.dropout = nn.Dropout(dropout)
         self.fan_out = list(fan_out) if fan_out else None
+        self.sparse_first_layer = True  # a plain attribute: not in the state_dict
+
+    def _sparse_layer0(self, graph, x):
+        """Layer 0 ``[N, hidden]`` from the non-zero entries of ``x`` ``[N, in_dim]``, or ``None``
+        (dense input, or a case the sparse path does not cover: see the class docstring)."""
+        layer = self.layers[0]
+        agg = layer._aggre_type
+        if (not self.sparse_first_layer or agg not in ("mean", "gcn") or layer.feat_drop.p > 0
+                or (torch.is_grad_enabled() and x.requires_grad) or graph.num_edges() == 0):
+            return None
+        out = layer._out_feats
+        weight = layer.fc_neigh.weight if agg == "gcn" else torch.cat([layer.fc_neigh.weight,
+                                                                      layer.fc_self.weight])
+        z = sparse_input_matmul(x, weight.t())  # [N, out] (gcn) or [N, 2 * out]: neighbour | self
+        if z is None:
+            return None
+        import dgl.function as fn
+
+        with graph.local_scope():
+            graph.srcdata["h"] = z[:, :out]
+            if agg == "mean":
+                graph.update_all(fn.copy_u("h", "m"), fn.mean("m", "neigh"))
+                h = z[:, out:] + graph.dstdata["neigh"]
+                if layer.fc_self.bias is not None:
+                    h = h + layer.fc_self.bias
+            else:
+                graph.update_all(fn.copy_u("h", "m"), fn.sum("m", "neigh"))
+                degs = graph.in_degrees().to(z)
+                h = (graph.dstdata["neigh"] + z[:, :out]) / (degs.unsqueeze(-1) + 1)
+        bias = getattr(layer, "bias", None)  # gcn (DGL 1.x); every aggregator in DGL 2.x
+        return h if not isinstance(bias, torch.Tensor) else h + bias
 
     def forward(self, graph, x) -> ModelOutput:
         blocks = graph if isinstance(graph, (list, tuple)) else None
         if blocks is not None and len(blocks) != len(self.layers):
             raise ValueError(f"sage: got {len(blocks)} blocks for {len(self.layers)} layers")
+        h0 = self._sparse_layer0(graph, x) if blocks is None else None
         h = x
         hidden = []
         for i, layer in enumerate(self.layers):
-            h = layer(graph if blocks is None else blocks[i], h)
+            h = h0 if i == 0 and h0 is not None else layer(graph if blocks is None else blocks[i], h)
             if i < len(self.layers) - 1:
                 h = self.norms[i](h).relu()
                 hidden.append(h)

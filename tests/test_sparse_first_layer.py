@@ -1,4 +1,4 @@
-"""The sparse first layer of GCN and GAT (``sparse_input_matmul``) equals the dense InputDropout path."""
+"""The sparse first layer of GCN, GAT and SAGE (``sparse_input_matmul``) equals the dense path."""
 from __future__ import annotations
 
 import os
@@ -11,6 +11,7 @@ from gkd_bench.methods import _common
 from gkd_bench.methods._common import InputDropout, sparse_input_matmul, sparse_input_values
 from gkd_bench.methods.gat import GAT
 from gkd_bench.methods.gcn import GCN
+from gkd_bench.methods.sage import SAGE
 
 
 def sparse_graph(n=120, f=400, density=0.02, seed=0):
@@ -31,6 +32,8 @@ def models(f, c=4):
         "gcn-batchnorm": lambda: GCN(f, c, 16, 2, 0.5, norm="batch", input_dropout=0.3),
         "gat-l1": lambda: GAT(f, c, 8, 2, 4, 1, 0.6, 0.6, input_norm="l1"),
         "gat-residual": lambda: GAT(f, c, 8, 3, 4, 2, 0.5, 0.3, residual=True, input_norm="l1"),
+        "sage-mean": lambda: SAGE(f, c, 16, 3, 0.5),
+        "sage-gcn-batchnorm": lambda: SAGE(f, c, 16, 2, 0.2, aggregator="gcn", norm="batch"),
     }
 
 
@@ -46,6 +49,7 @@ def run(model, g, x, sparse: bool, seed=7):
 
     import gkd_bench.methods.gat as gat_mod
     import gkd_bench.methods.gcn as gcn_mod
+    import gkd_bench.methods.sage as sage_mod
 
     gat_mod.pattern_matmul, _common.pattern_matmul = spy, spy
     gcn_sparse = gcn_mod.sparse_input_matmul
@@ -55,7 +59,7 @@ def run(model, g, x, sparse: bool, seed=7):
             calls.append(1)
         return out
 
-    gcn_mod.sparse_input_matmul = gcn_spy
+    gcn_mod.sparse_input_matmul = sage_mod.sparse_input_matmul = gcn_spy
     try:
         torch.manual_seed(seed)
         out = model(g, x)
@@ -63,7 +67,7 @@ def run(model, g, x, sparse: bool, seed=7):
         (out.logits.square().sum() + sum(h.sin().sum() for h in out.hidden)).backward()
     finally:
         gat_mod.pattern_matmul, _common.pattern_matmul = orig, orig
-        gcn_mod.sparse_input_matmul = gcn_sparse
+        gcn_mod.sparse_input_matmul = sage_mod.sparse_input_matmul = gcn_sparse
     grads = {k: p.grad.clone() for k, p in model.named_parameters()}
     after = torch.rand(3)  # the RNG stream after the step
     return (out.logits.detach(), *[h.detach() for h in out.hidden]), grads, after, bool(calls)
@@ -149,7 +153,7 @@ def test_dense_input_takes_the_old_path(monkeypatch):
     assert not run(model, g, x, True)[3]
 
 
-@pytest.mark.parametrize("name", ["gcn", "gat-l1"])
+@pytest.mark.parametrize("name", ["gcn", "gat-l1", "sage-mean"])
 def test_input_requiring_grad_takes_the_dense_path_with_a_dense_input_gradient(name):
     g, x = sparse_graph()
     model = models(x.shape[1])[name]().eval()
@@ -166,19 +170,22 @@ def run_no_grad(model, g, x):
     calls = []
     import gkd_bench.methods.gat as gat_mod
     import gkd_bench.methods.gcn as gcn_mod
+    import gkd_bench.methods.sage as sage_mod
 
     orig_gat, orig_gcn = gat_mod.pattern_matmul, gcn_mod.sparse_input_matmul
     gat_mod.pattern_matmul = lambda *a: (calls.append(1), orig_gat(*a))[1]
-    gcn_mod.sparse_input_matmul = lambda *a, **k: (calls.append(1), orig_gcn(*a, **k))[1]
+    gcn_mod.sparse_input_matmul = sage_mod.sparse_input_matmul = (
+        lambda *a, **k: (calls.append(1), orig_gcn(*a, **k))[1])
     try:
         model.sparse_first_layer = True
         model(g, x)
     finally:
         gat_mod.pattern_matmul, gcn_mod.sparse_input_matmul = orig_gat, orig_gcn
+        sage_mod.sparse_input_matmul = orig_gcn
     return bool(calls)
 
 
-@pytest.mark.parametrize("name", ["gcn", "gat-residual"])
+@pytest.mark.parametrize("name", ["gcn", "gat-residual", "sage-gcn-batchnorm"])
 def test_inference_mode_with_an_inference_tensor_input(name):
     """Inference tensors have no version counter: the sparse path must still work (not memoised)."""
     g, x = sparse_graph()
@@ -208,7 +215,7 @@ def test_bad_arguments_raise():
 
 @pytest.mark.parametrize("name", list(models(400)))
 def test_state_dict_unchanged_and_sparse_trained_model_loads_into_the_dense_path(name):
-    from dgl.nn import GATConv, GraphConv
+    from dgl.nn import GATConv, GraphConv, SAGEConv
 
     g, x = sparse_graph()
     y = torch.randint(0, 4, (x.shape[0],))
@@ -217,7 +224,7 @@ def test_state_dict_unchanged_and_sparse_trained_model_loads_into_the_dense_path
     keys = {k: v.shape for k, v in model.state_dict().items()}
     # the reference: the same layers built directly from DGL modules, before this change
     first = model.layers[0]
-    assert isinstance(first, (GATConv, GraphConv))
+    assert isinstance(first, (GATConv, GraphConv, SAGEConv))
     expected = ({"weight", "bias"} if isinstance(first, GraphConv)
                 else {n for n, _ in first.named_parameters()})
     assert {k.split(".", 2)[2] for k in keys if k.startswith("layers.0.")} >= expected
@@ -240,7 +247,7 @@ def test_state_dict_unchanged_and_sparse_trained_model_loads_into_the_dense_path
 
 
 @requires_data("planetoid/ind.cora.x")
-@pytest.mark.parametrize("name", ["gcn", "gat-l1", "gat-residual"])
+@pytest.mark.parametrize("name", ["gcn", "gat-l1", "gat-residual", "sage-mean", "sage-gcn-batchnorm"])
 def test_real_cora_eval_sparse_equals_dense(name):
     from gkd_bench.registry import DATASETS
 
@@ -253,3 +260,23 @@ def test_real_cora_eval_sparse_equals_dense(name):
     dense = run(model, g, x, False)
     assert sparse[3] and not dense[3]
     assert_same(sparse, dense, atol=1e-5, rtol=1e-4)
+
+
+def test_sage_blocks_graphs_without_edges_and_other_aggregators_take_the_dense_path():
+    """Mini-batch blocks, an edgeless graph and the pool aggregator use DGL's SAGEConv as before."""
+    import dgl
+
+    g, x = sparse_graph()
+    torch.manual_seed(0)
+    model = SAGE(x.shape[1], 4, 16, 2, 0.0).eval()
+    assert run_no_grad(model, g, x)
+    sampler = dgl.dataloading.MultiLayerFullNeighborSampler(2)
+    src, dst, blocks = sampler.sample_blocks(g, torch.arange(10))
+    assert not run_no_grad(model, blocks, x[src])
+    with torch.no_grad():
+        full = model(g, x).logits[:10]
+        torch.testing.assert_close(model(blocks, x[src]).logits, full, atol=1e-5, rtol=1e-4)
+    empty = dgl.graph(([], []), num_nodes=x.shape[0])
+    assert not run_no_grad(model, empty, x)
+    pool = SAGE(x.shape[1], 4, 16, 2, 0.0, aggregator="pool").eval()
+    assert not run_no_grad(pool, g, x)
