@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from gkd_bench.data import ModelOutput
-from gkd_bench.methods._common import InputDropout, check_layers, make_norm
+from gkd_bench.methods._common import InputDropout, check_layers, make_norm, sparse_linear
 from gkd_bench.registry import MODELS
 
 
@@ -14,6 +14,12 @@ class MLP(nn.Module):
     Shapes: ``x`` ``[N, in_dim]`` -> logits ``[N, num_classes]``; ``hidden`` holds
     the ``num_layers - 1`` post-activation hidden representations ``[N, hidden]``.
     GLNN sizes: 2 x 128 (Cora-scale), 3 x 256 and 3 x 1024 (ogbn-arxiv).
+
+    Sparse first layer: bag-of-words inputs of at least
+    :data:`~gkd_bench.methods._common.SPARSE_MIN_ROWS` rows multiply from their non-zero entries
+    (:func:`~gkd_bench.methods._common.sparse_linear`), with the same input-dropout mask, the same
+    parameters and the same outputs up to float rounding; ``sparse_first_layer = False`` forces the
+    dense path (also taken by denser inputs, few rows, and an ``x`` that requires grad).
     """
 
     graph_free = True
@@ -27,12 +33,22 @@ class MLP(nn.Module):
         self.norms = nn.ModuleList(make_norm(norm, hidden) for _ in range(num_layers - 1))
         self.dropout = nn.Dropout(dropout)
         self.input_dropout = InputDropout(input_dropout)
+        self.sparse_first_layer = True  # a plain attribute: not in the state_dict
+
+    def _sparse_layer0(self, x):
+        """``layers[0](input_dropout(x))`` ``[N, d]`` from the non-zeros of ``x``, or ``None`` (dense path)."""
+        if not self.sparse_first_layer or type(self.input_dropout) is not InputDropout:
+            return None
+        layer = self.layers[0]
+        xw = sparse_linear(x, layer.weight, self.input_dropout.p, self.input_dropout.training)
+        return None if xw is None else xw + layer.bias
 
     def forward(self, graph, x) -> ModelOutput:
-        h = self.input_dropout(x)
+        h0 = self._sparse_layer0(x)
+        h = self.input_dropout(x) if h0 is None else None
         hidden = []
         for i, layer in enumerate(self.layers):
-            h = layer(h)
+            h = h0 if i == 0 and h0 is not None else layer(h)
             if i < len(self.layers) - 1:
                 h = self.norms[i](h).relu()
                 hidden.append(h)

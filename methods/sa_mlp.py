@@ -59,6 +59,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gkd_bench.data import ModelOutput
+from gkd_bench.methods._common import sparse_linear
 from gkd_bench.registry import MODELS
 
 ADJ_NORMS = ("none", "mean", "sym")
@@ -188,7 +189,9 @@ class SAMLP(nn.Module):
     with ``logits`` ``[N, C]`` and ``hidden = (H_A, H_X)``, both ``[N, hidden]``:
     the two encoder outputs as in the equations (post-ReLU; in training mode
     dropout is applied before the ReLU, as in METHODS.md). The gate is
-    available from :meth:`forward_parts`.
+    available from :meth:`forward_parts`. ``W_X x`` of a bag-of-words ``x`` with at least
+    :data:`~gkd_bench.methods._common.SPARSE_MIN_ROWS` rows is multiplied from its non-zero entries
+    (same result up to float rounding; ``sparse_first_layer = False`` forces the dense product).
 
     Raises:
         ValueError: bad hyperparameters, or a graph whose node count matches
@@ -221,6 +224,7 @@ class SAMLP(nn.Module):
         self.dec_x = self._decoder(int(decoder_layers), dropout)
         self.gate = nn.Linear(2 * self.hidden, 1)
         self.dropout_p = float(dropout)
+        self.sparse_first_layer = True  # W_X x from the non-zeros of x (a plain attribute, not state)
         self.predictor = (nn.Sequential(nn.Linear(self.in_dim, self.hidden), nn.ReLU(),
                                         nn.Linear(self.hidden, self.hidden))
                           if unseen == "predictor" else None)
@@ -335,6 +339,12 @@ class SAMLP(nn.Module):
             return torch.zeros(n, dtype=torch.bool)
         return (id_map if nodes is None else id_map[nodes]) < 0
 
+    def _feature_product(self, x: torch.Tensor) -> torch.Tensor:
+        """``W_X x_i`` ``[n, hidden]`` (no bias): from the non-zero entries of a bag-of-words ``x``
+        (:func:`~gkd_bench.methods._common.sparse_linear`, as the MLP's first layer), else dense."""
+        xw = sparse_linear(x, self.feat.weight) if self.sparse_first_layer else None
+        return F.linear(x, self.feat.weight) if xw is None else xw
+
     def encode(self, graph, x: torch.Tensor, nodes: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Pre-activation encoder outputs of ``nodes`` (all when ``None``).
 
@@ -347,7 +357,7 @@ class SAMLP(nn.Module):
             id_map = self._id_space(graph)
             unseen = self._unseen_mask(id_map, None, x.shape[0])
             if not (self.unseen == "predictor" and bool(unseen.any())):
-                return {"s": self.structure(graph, None, id_map), "xw": F.linear(x, self.feat.weight),
+                return {"s": self.structure(graph, None, id_map), "xw": self._feature_product(x),
                         "unseen": unseen}
             nodes = torch.arange(x.shape[0])
         return self._encode_gathered(*self.online_gather(graph, x, nodes))
@@ -370,7 +380,7 @@ class SAMLP(nn.Module):
         return x[nodes], cols, offsets, weights, unseen
 
     def _encode_gathered(self, xs, cols, offsets, weights, unseen) -> Dict[str, torch.Tensor]:
-        xw = F.linear(xs, self.feat.weight)
+        xw = self._feature_product(xs)
         s_rows = self._bag(cols, offsets, weights)
         if self.unseen == "predictor" and bool(unseen.any()):
             s = xw.new_zeros(xs.shape[0], self.hidden)

@@ -11,6 +11,8 @@ from gkd_bench.methods import _common
 from gkd_bench.methods._common import InputDropout, sparse_input_matmul, sparse_input_values
 from gkd_bench.methods.gat import GAT
 from gkd_bench.methods.gcn import GCN
+from gkd_bench.methods.mlp import MLP
+from gkd_bench.methods.sa_mlp import SAMLP
 from gkd_bench.methods.sage import SAGE
 
 
@@ -280,3 +282,65 @@ def test_sage_blocks_graphs_without_edges_and_other_aggregators_take_the_dense_p
     assert not run_no_grad(model, empty, x)
     pool = SAGE(x.shape[1], 4, 16, 2, 0.0, aggregator="pool").eval()
     assert not run_no_grad(pool, g, x)
+
+
+def graph_free_models(f, c=4):
+    return {
+        "mlp": lambda: MLP(f, c, 16, 3, 0.5, input_dropout=0.3),
+        "mlp-batchnorm": lambda: MLP(f, c, 16, 2, 0.2, norm="batch"),
+        "sa_mlp": lambda: SAMLP(f, c, 16, 0.5),
+    }
+
+
+def run_graph_free(model, g, x, sparse: bool, seed=7):
+    """As :func:`run` for MLP / SA-MLP; the path taken is read from a spy on ``sparse_input_matmul``."""
+    calls = []
+    orig = _common.sparse_input_matmul
+
+    def spy(*a, **k):
+        out = orig(*a, **k)
+        calls.append(out is not None)
+        return out
+
+    _common.sparse_input_matmul = spy
+    model.sparse_first_layer = sparse
+    try:
+        torch.manual_seed(seed)
+        out = model(g, x)
+        model.zero_grad()
+        (out.logits.square().sum() + sum(h.sin().sum() for h in out.hidden)).backward()
+    finally:
+        _common.sparse_input_matmul = orig
+    grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    after = torch.rand(3)
+    return (out.logits.detach(), *[h.detach() for h in out.hidden]), grads, after, any(calls)
+
+
+@pytest.mark.parametrize("name", list(graph_free_models(400)))
+@pytest.mark.parametrize("training", [False, True])
+def test_graph_free_sparse_first_layer_equals_dense(name, training):
+    """MLP and SA-MLP's feature encoder: the same outputs, gradients and dropout masks from the non-zeros."""
+    g, x = sparse_graph(n=_common.SPARSE_MIN_ROWS + 76)
+    torch.manual_seed(0)
+    model = graph_free_models(x.shape[1])[name]().train(training)
+    with torch.no_grad():
+        model(g, x)  # SA-MLP binds the graph (and initialises W_A) on its first call
+    sparse = run_graph_free(model, g, x, True)
+    dense = run_graph_free(model, g, x, False)
+    assert sparse[3] and not dense[3]
+    assert_same(sparse, dense)
+
+
+@pytest.mark.parametrize("name", list(graph_free_models(400)))
+def test_graph_free_few_rows_dense_inputs_and_grad_inputs_take_the_dense_path(name):
+    """Online inference of a few nodes, dense features and an input that requires grad stay dense."""
+    def path(n, density=0.02, grad=False):
+        g, x = sparse_graph(n=n, density=density)
+        torch.manual_seed(0)
+        model = graph_free_models(x.shape[1])[name]().eval()  # SA-MLP binds one graph size
+        return run_graph_free(model, g, x.clone().requires_grad_(grad), True)[3]
+
+    assert not path(_common.SPARSE_MIN_ROWS - 1)
+    assert not path(_common.SPARSE_MIN_ROWS, density=0.5)
+    assert path(_common.SPARSE_MIN_ROWS)
+    assert not path(_common.SPARSE_MIN_ROWS, grad=True)
