@@ -6,6 +6,10 @@ IJCNN 2022) and Alignahead++ (arXiv 2210.13743), per dataset:
 1. every online student beats the same model trained alone;
 2. the gain grows with the number of students K.
 
+:func:`sa_mlp_claims` checks SA-MLP's (Chen et al., arXiv 2210.09609) per
+dataset and setting: SA-MLP (+SMKD) matches or beats its GNN teacher, at an
+online latency within 2x of the MLP's.
+
 Whatever the answer, it is what the records show: nothing here is tuned.
 """
 from __future__ import annotations
@@ -160,5 +164,125 @@ def alignahead_claims(lb: pd.DataFrame) -> str:
                     c2 += f"; steps within one std of the paired differences: {', '.join(within)}"
             out.append(f"- **{name}** — claim 1 (every online student beats the same model alone): {c1}.")
             out.append(f"  Claim 2 (the gain grows with K): {c2}.")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+SA_MLP_DISTILLERS = ("sa_mlp_smkd", "sa_mlp_ind")
+LATENCY_FACTOR = 2.0  # SA-MLP's claim: inference latency close to the MLP's; checked as "within 2x"
+
+
+def _sa_mlp_method(row: pd.Series) -> Optional[str]:
+    """The row's part in the SA-MLP comparison, or None: ``teacher``, ``MLP``, ``GLNN``, ``SA-MLP``,
+    ``SA-MLP+SMKD``; inductive: ``SA-MLP`` / ``SA-MLP+SMKD`` are the latent-structure students
+    (``sa_mlp_ind``), ``SA-MLP (observed edges)`` the KD-trained SA-MLP whose held-out nodes use their
+    edges to observed nodes. Graph-free students are told apart by ``structure_invariant``."""
+    name, free = row.get("distiller_name"), bool(row.get("structure_invariant"))
+    teacher = row.get("teacher")
+    if teacher in (None, "-") or (isinstance(teacher, float) and math.isnan(teacher)):
+        return ("MLP" if free else "teacher") if name == "none" else None
+    if name == "kd":
+        return "GLNN" if free else ("SA-MLP (observed edges)" if row.get("setting") == "inductive" else "SA-MLP")
+    if name == "sa_mlp_smkd":
+        return "SA-MLP+SMKD"
+    if name == "sa_mlp_ind":
+        gamma = _num(json.loads(row["hparams"]).get("distiller", {}).get("gamma"))
+        return "SA-MLP+SMKD" if gamma else "SA-MLP"
+    return None
+
+
+def sa_mlp_claims(lb: pd.DataFrame) -> str:
+    """Markdown section: per dataset, setting and teacher, the teacher, MLP, GLNN, SA-MLP and
+    SA-MLP+SMKD side by side, and SA-MLP's claims checked in plain words.
+
+    Args:
+        lb: a leaderboard (``gkd_bench.report.leaderboard``) with ``dataset, split, setting, teacher,
+            student, distiller_name, hparams, test_mean, test_std, n, student_params,
+            latency_online10_ms, structure_invariant`` and, where measured, ``test_ind_mean``,
+            ``speedup_online10``.
+
+    Returns:
+        Markdown text ("" when ``lb`` has no SA-MLP distillation rows).
+
+    Claim 1 (SA-MLP and SA-MLP+SMKD match or beat the teacher they are distilled from): "beats" when
+    the student's mean test score is at least the teacher's (both means over seeds, the teacher row
+    being the same configuration trained alone), "matches" when it is below by at most the student's
+    std over seeds, "no" otherwise. In the inductive setting ``test`` is the production score (all
+    test nodes, held-out ones included); the held-out-node score is shown beside it. Claim 2 (online
+    latency within 2x of the MLP's): SA-MLP's median online@10 latency over the MLP alone's, both
+    means over seeds (each measured in its own run on this hardware); "yes" when the ratio is at most
+    :data:`LATENCY_FACTOR`. ``speedup`` is the teacher's online@10 latency over the row's, measured
+    back to back in the distilled run (``speedup_online10``), or from the two rows' means for the MLP.
+    """
+    if lb.empty or "distiller_name" not in lb or not lb["distiller_name"].isin(SA_MLP_DISTILLERS).any():
+        return ""
+    out = ["## SA-MLP claims\n",
+           "Per dataset, setting and teacher: the GNN teacher trained alone, the MLP alone, GLNN (MLP + KD), "
+           "SA-MLP (+ KD) and SA-MLP + structure-mixing KD; inductive: SA-MLP = the two-stage latent "
+           "structure approximation (held-out nodes use g(x)), `SA-MLP (observed edges)` = SA-MLP + KD "
+           "whose held-out nodes use their edges to observed nodes. `test` = mean ± std over seeds "
+           "(inductive: production score), `held-out` = inductive held-out nodes, `online@10 ms` = median "
+           "latency to predict 10 random test nodes (mean over seeds), `speedup` = teacher latency / "
+           "this latency. Claim 1: SA-MLP(+SMKD) matches (within one std) or beats its teacher. Claim 2: "
+           f"its online@10 latency is within {LATENCY_FACTOR:g}x of the MLP's.\n"]
+    order = {"teacher": 0, "MLP": 1, "GLNN": 2, "SA-MLP": 3, "SA-MLP (observed edges)": 4, "SA-MLP+SMKD": 5}
+    lb = lb.assign(_method=[_sa_mlp_method(r) for _, r in lb.iterrows()])
+    for (ds, split, setting), g in lb.groupby(["dataset", "split", "setting"], sort=True):
+        if not g["distiller_name"].isin(SA_MLP_DISTILLERS).any():
+            continue
+        out.append(f"### {ds} — {split} split, {setting}\n")
+        mlp = g[g["_method"] == "MLP"]
+        mlp_row = mlp.iloc[0] if not mlp.empty else None
+        mlp_lat = _num(mlp_row.get("latency_online10_ms")) if mlp_row is not None else None
+        teachers = sorted(t for t in g["teacher"].dropna().unique() if t != "-")
+        rows, claims = [], []
+        for t in teachers:
+            alone = g[(g["_method"] == "teacher") & (g["student"] == t)]
+            t_row = alone.iloc[0] if not alone.empty else None
+            t_lat = _num(t_row.get("latency_online10_ms")) if t_row is not None else None
+            t_mean = _num(t_row["test_mean"]) if t_row is not None else None
+            members = [("teacher", t_row)] + ([("MLP", mlp_row)] if mlp_row is not None else [])
+            members += sorted(((m, r) for _, r in g[g["teacher"] == t].iterrows()
+                               for m in [r["_method"]] if m), key=lambda mr: order[mr[0]])
+            for method, r in members:
+                if r is None:
+                    continue
+                lat = _num(r.get("latency_online10_ms"))
+                speed = _num(r.get("speedup_online10")) if method not in ("teacher", "MLP") else None
+                if speed is None and t_lat is not None and lat:
+                    speed = t_lat / lat
+                row = {"teacher": t, "method": method, "student": r["student"],
+                       "test": _pm(r["test_mean"], r.get("test_std"))}
+                if setting == "inductive":
+                    row["held-out"] = _pm(r.get("test_ind_mean"), r.get("test_ind_std"))
+                row.update({"params": f"{int(r['student_params']):,}" if _num(r.get("student_params")) else "",
+                            "online@10 ms": f"{lat:.3f}" if lat is not None else "",
+                            "speedup": f"{speed:.1f}x" if speed is not None else "", "n": int(r["n"])})
+                rows.append(row)
+            if t_mean is None:
+                claims.append(f"- teacher `{t}`: no `none` run of the teacher: claim 1 cannot be checked.")
+                continue
+            for method in ("SA-MLP", "SA-MLP+SMKD"):
+                sub = g[(g["teacher"] == t) & (g["_method"] == method)]
+                if sub.empty:
+                    continue
+                r = sub.iloc[0]
+                mean, std = _num(r["test_mean"]), _num(r.get("test_std"))
+                diff = mean - t_mean
+                verdict = ("beats" if diff >= 0 else
+                           "matches (within one std)" if std is not None and -diff <= std else "no")
+                text = (f"- teacher `{t}`, **{method}**: claim 1 {verdict}: {mean:.2f} vs teacher {t_mean:.2f} "
+                        f"({diff:+.2f}, n = {int(r['n'])})")
+                lat = _num(r.get("latency_online10_ms"))
+                if lat is not None and mlp_lat:
+                    ratio = lat / mlp_lat
+                    text += (f"; claim 2 {'yes' if ratio <= LATENCY_FACTOR else 'no'}: online@10 "
+                             f"{lat:.3f} ms = {ratio:.1f}x the MLP's {mlp_lat:.3f} ms")
+                else:
+                    text += "; claim 2 not checkable (no MLP latency)"
+                claims.append(text + ".")
+        out.append(pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True))
+        out.append("")
+        out += claims
         out.append("")
     return "\n".join(out) + "\n"

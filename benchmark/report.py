@@ -338,6 +338,10 @@ def write_report(results_dir, suite: str, out_dir=None, formats: Sequence[str] =
             from gkd_bench.claims import alignahead_claims
 
             parts.append(alignahead_claims(lb))
+        if not lb.empty and lb["distiller_name"].isin(["sa_mlp_smkd", "sa_mlp_ind"]).any():
+            from gkd_bench.claims import sa_mlp_claims
+
+            parts.append(sa_mlp_claims(lb))
         from gkd_bench.plots import markdown_section, write_plots
 
         plots = write_plots(lb, out)

@@ -330,3 +330,66 @@ def test_suites_expand():
     features = {(s.dataset, s.dataset_options.get("features")) for s in sa}
     assert features == {("cora", "binary"), ("citeseer", "binary"), ("chameleon", None), ("squirrel", None),
                         ("amazon-computers", None), ("amazon-photo", None), ("coauthor-cs", None)}
+
+
+# ----------------------------------------------------------------------------- report: claims
+def _claims_row(setting, teacher, student, distiller_name, test_mean, test_std=1.0, lat=None, free=False,
+                speedup=None, params=1000, gamma=None, test_ind=None):
+    import json
+
+    row = {"dataset": "cora", "split": "geom-gcn", "setting": setting, "teacher": teacher, "student": student,
+           "distiller": distiller_name, "distiller_name": distiller_name, "n": 10, "test_mean": test_mean,
+           "test_std": test_std, "student_params": params, "latency_online10_ms": lat,
+           "structure_invariant": free, "speedup_online10": speedup,
+           "hparams": json.dumps({"distiller": {} if gamma is None else {"gamma": gamma}})}
+    if test_ind is not None:
+        row.update(test_ind_mean=test_ind, test_ind_std=0.5)
+    return row
+
+
+def test_sa_mlp_claims_in_plain_words():
+    """Claim 1 (match or beat the teacher) and claim 2 (latency within 2x of the MLP) per teacher."""
+    import pandas as pd
+
+    from gkd_bench.claims import sa_mlp_claims
+
+    lb = pd.DataFrame([
+        _claims_row("transductive", "-", "sage", "none", 87.0, lat=5.0, params=184455),
+        _claims_row("transductive", "-", "gcn", "none", 86.0, lat=10.0),
+        _claims_row("transductive", "-", "mlp", "none", 74.0, lat=0.10, free=True),
+        _claims_row("transductive", "sage", "mlp", "kd", 80.0, lat=0.12, free=True, speedup=40.0),
+        _claims_row("transductive", "sage", "sa_mlp", "kd", 87.5, lat=0.25, speedup=20.0),   # beats, 2.5x: no
+        _claims_row("transductive", "sage", "sa_mlp", "sa_mlp_smkd", 86.2, lat=0.15),        # within 1 std
+        _claims_row("transductive", "gcn", "sa_mlp", "kd", 83.0, lat=0.18),                  # 3 below: no
+        _claims_row("inductive", "-", "sage", "none", 85.0, lat=5.0),
+        _claims_row("inductive", "-", "mlp", "none", 73.0, lat=0.1, free=True),
+        _claims_row("inductive", "sage", "sa_mlp", "kd", 84.5, lat=0.2, test_ind=80.0),
+        _claims_row("inductive", "sage", "sa_mlp_lsea", "sa_mlp_ind", 83.0, lat=0.3, gamma=0.0, test_ind=75.0),
+        _claims_row("inductive", "sage", "sa_mlp_lsea", "sa_mlp_ind", 85.5, lat=0.19, gamma=1.0, test_ind=82.0),
+    ])
+    md = sa_mlp_claims(lb)
+    lines = md.splitlines()
+
+    def claim(teacher, method, setting):
+        start = lines.index(f"### cora — geom-gcn split, {setting}")
+        return next(l for l in lines[start:] if l.startswith(f"- teacher `{teacher}`, **{method}**:"))
+
+    assert "claim 1 beats: 87.50 vs teacher 87.00 (+0.50" in claim("sage", "SA-MLP", "transductive")
+    assert "claim 2 no: online@10 0.250 ms = 2.5x the MLP's 0.100 ms" in claim("sage", "SA-MLP", "transductive")
+    smkd = claim("sage", "SA-MLP+SMKD", "transductive")
+    assert "claim 1 matches (within one std): 86.20 vs teacher 87.00 (-0.80" in smkd and "claim 2 yes" in smkd
+    assert "claim 1 no: 83.00 vs teacher 86.00 (-3.00" in claim("gcn", "SA-MLP", "transductive")
+    # inductive: SA-MLP = the latent-structure student (gamma 0), +SMKD (gamma > 0); the KD one is a baseline
+    assert "claim 1 no: 83.00 vs teacher 85.00" in claim("sage", "SA-MLP", "inductive")
+    assert "claim 1 beats: 85.50" in claim("sage", "SA-MLP+SMKD", "inductive")
+    assert "| SA-MLP (observed edges)" in md and "| 80.00 ± 0.50" in md  # held-out column
+    # the table: teacher, MLP, GLNN, SA-MLP, +SMKD per teacher, params and speedups
+    start = lines.index("### cora — geom-gcn split, transductive")
+    rows = [[c.strip() for c in l.strip("|").split("|")] for l in lines[start:] if l.startswith("| sage ")]
+    tran = [r[:3] + r[4:] for r in rows[:5]]  # teacher, method, student, (test), params, latency, speedup, n
+    assert tran == [["sage", "teacher", "sage", "184,455", "5.000", "1.0x", "10"],
+                    ["sage", "MLP", "mlp", "1,000", "0.100", "50.0x", "10"],      # from the two rows' means
+                    ["sage", "GLNN", "mlp", "1,000", "0.120", "40.0x", "10"],     # measured back to back
+                    ["sage", "SA-MLP", "sa_mlp", "1,000", "0.250", "20.0x", "10"],
+                    ["sage", "SA-MLP+SMKD", "sa_mlp", "1,000", "0.150", "33.3x", "10"]]
+    assert sa_mlp_claims(lb[lb["distiller_name"].isin(["none", "kd"])]) == ""
