@@ -479,3 +479,19 @@ def pd_isna(v) -> bool:
     import pandas as pd
 
     return v is None or bool(pd.isna(v))
+
+
+def test_gcrd_available_caps_m_on_the_large_sets_only():
+    """M = 4096 for gcrd / kd+gcrd on coauthor-cs and the amazon sets; the reference 16384 elsewhere
+    and in the `gcrd` suite (the paper's tables)."""
+    from gkd_bench.spec import expand, load_suite
+
+    m = {}
+    for s in expand(load_suite("gcrd-available")):
+        if s.distiller["name"] in ("gcrd", "kd+gcrd"):
+            m.setdefault(s.dataset, set()).add(s.distiller["hparams"]["max_samples"])
+    assert m["coauthor-cs"] == m["amazon-computers"] == m["amazon-photo"] == {4096}
+    assert m["cora"] == m["citeseer"] == m["actor"] == {16384}
+    paper = {s.distiller["hparams"]["max_samples"] for s in expand(load_suite("gcrd"))
+             if s.distiller["name"] in ("gcrd", "kd+gcrd")}
+    assert paper == {16384}
