@@ -116,3 +116,22 @@ def test_every_model_factory_has_in_dim_and_num_classes():
     for name in MODELS:
         params = inspect.signature(MODELS.get(name)).parameters
         assert "in_dim" in params and "num_classes" in params, name
+
+
+def test_default_suite_teacher_settings_per_dataset_family():
+    """GAT row-normalises its input on Planetoid only; SAGE uses GLNN's gcn aggregator on the homophilous
+    Planetoid and cpf sets and GraphSAGE's mean aggregator elsewhere (default.yaml, checked on validation)."""
+    from gkd_bench.spec import expand, load_suite
+
+    gat, sage = {}, {}
+    for s in expand(load_suite("default"), seeds=[0]):
+        for role in (s.student, s.teacher):
+            if role and role["model"] == "gat":
+                gat.setdefault(s.dataset, set()).add(role["hparams"].get("input_norm"))
+            if role and role["model"] == "sage":
+                sage.setdefault(s.dataset, set()).add(role["hparams"].get("aggregator", "mean"))
+    assert {d for d, v in gat.items() if v == {"l1"}} == {"cora", "citeseer", "pubmed"}
+    assert all(v == {None} for d, v in gat.items() if d not in ("cora", "citeseer", "pubmed"))
+    homophilous = {"cora", "citeseer", "pubmed", "amazon-computers", "amazon-photo", "coauthor-cs", "coauthor-physics"}
+    assert {d for d, v in sage.items() if v == {"gcn"}} == homophilous
+    assert sage["texas"] == sage["chameleon"] == sage["ppi"] == {"mean"}
