@@ -100,7 +100,7 @@ def _flat_nonzero(x: torch.Tensor):
     key = id(x)
     hit = _NONZERO_CACHE.get(key)
     if hit is not None:
-        ref, version, shape, idx = hit
+        ref, version, shape, idx = hit[:4]
         if ref() is x and version == x._version and shape == x.shape:
             return idx
     flat = x.detach().reshape(-1)
@@ -113,7 +113,7 @@ def _flat_nonzero(x: torch.Tensor):
         ref = weakref.ref(x, lambda _r, k=key: _NONZERO_CACHE.pop(k, None))
     except TypeError:  # not weak-referenceable: do not memoise
         return idx
-    _NONZERO_CACHE[key] = (ref, x._version, x.shape, idx)
+    _NONZERO_CACHE[key] = (ref, x._version, x.shape, idx)  # sparse_pattern may append the pattern
     return idx
 
 
@@ -170,7 +170,6 @@ SPARSE_MATMUL_MAX_DENSITY = 0.1
 #: saves (coauthor-cs, 6805 -> 128, one thread: 1 row 0.14 ms dense vs 0.77 ms sparse; 10 rows 0.69 vs
 #: 0.77; 1024 rows 102 vs 71).
 SPARSE_MIN_ROWS = 1024
-_PATTERN_CACHE: dict = {}
 
 
 class SparsePattern:
@@ -201,8 +200,9 @@ class SparsePattern:
 def sparse_pattern(x: torch.Tensor, max_density: "float | None" = None):
     """:class:`SparsePattern` of the non-zero entries of ``x`` ``[N, F]``, or ``None`` when more than
     ``max_density`` (default :data:`SPARSE_MATMUL_MAX_DENSITY`) of them are non-zero (or ``x`` is not
-    2-D). Memoised per non-zero index, i.e.
-    per tensor object and version of ``x`` (see :func:`_flat_nonzero`)."""
+    2-D). Memoised with ``x``'s non-zero index (:func:`_flat_nonzero`: per tensor object and version),
+    in the same cache entry, so both are dropped when ``x`` is freed: a stream of fresh inputs (online
+    inference, mini-batches) leaves nothing behind."""
     if x.dim() != 2:
         return None
     if max_density is None:
@@ -210,12 +210,14 @@ def sparse_pattern(x: torch.Tensor, max_density: "float | None" = None):
     idx = _flat_nonzero(x)
     if idx is None or idx.numel() > max_density * x.numel():
         return None
-    key = id(idx)
-    hit = _PATTERN_CACHE.get(key)
-    if hit is not None and hit[0]() is idx:
-        return hit[1]
+    key = id(x)
+    hit = _NONZERO_CACHE.get(key)
+    memoised = hit is not None and hit[0]() is x and hit[3] is idx
+    if memoised and len(hit) > 4:
+        return hit[4]
     pattern = SparsePattern(idx, x.shape)
-    _PATTERN_CACHE[key] = (weakref.ref(idx, lambda _r, k=key: _PATTERN_CACHE.pop(k, None)), pattern)
+    if memoised:
+        _NONZERO_CACHE[key] = hit[:4] + (pattern,)
     return pattern
 
 

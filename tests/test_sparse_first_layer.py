@@ -344,3 +344,27 @@ def test_graph_free_few_rows_dense_inputs_and_grad_inputs_take_the_dense_path(na
     assert not path(_common.SPARSE_MIN_ROWS, density=0.5)
     assert path(_common.SPARSE_MIN_ROWS)
     assert not path(_common.SPARSE_MIN_ROWS, grad=True)
+
+
+def test_a_stream_of_fresh_inputs_leaves_no_cached_index_or_pattern_behind():
+    """Online inference and mini-batches feed a new tensor per call: once it is freed, its non-zero
+    index and CSR pattern must be freed too (a long sweep grew to 17 GB when the pattern cache held
+    its own index alive)."""
+    import gc
+    import weakref
+
+    _, x = sparse_graph(n=1100)
+    w = torch.randn(x.shape[1], 8)
+    gc.collect()
+    before = len(_common._NONZERO_CACHE)
+    refs = []
+    for i in range(20):
+        rows = x[torch.randperm(x.shape[0])[:1050]]  # a fresh tensor, as x[nodes] in online@1024
+        assert sparse_input_matmul(rows, w) is not None
+        pattern = _common.sparse_pattern(rows)
+        assert pattern is _common.sparse_pattern(rows)  # memoised while the tensor lives
+        refs.append(weakref.ref(pattern.idx))
+        del rows, pattern
+    gc.collect()
+    assert len(_common._NONZERO_CACHE) == before
+    assert all(r() is None for r in refs)
