@@ -326,6 +326,12 @@ def sparse_input_matmul(x: torch.Tensor, weight: torch.Tensor, p: float = 0.0, t
     return pattern_matmul(hit[0], hit[1], weight)
 
 
+def dense_input_grad_wanted(x: torch.Tensor) -> bool:
+    """True when autograd records and ``x`` requires grad: its gradient is dense (also at the zero
+    entries), so a model's sparse first layer must step aside for the dense one."""
+    return torch.is_grad_enabled() and x.requires_grad
+
+
 def sparse_linear(x: torch.Tensor, weight: torch.Tensor, p: float = 0.0, training: bool = False):
     """``dropout(x) @ weight^T`` ``[N, d]`` from the non-zero entries of ``x`` ``[N, F]``, or ``None``.
 
@@ -338,6 +344,6 @@ def sparse_linear(x: torch.Tensor, weight: torch.Tensor, p: float = 0.0, trainin
     Raises:
         ValueError: as :func:`sparse_input_matmul`.
     """
-    if x.dim() != 2 or x.shape[0] < SPARSE_MIN_ROWS or (torch.is_grad_enabled() and x.requires_grad):
+    if x.dim() != 2 or x.shape[0] < SPARSE_MIN_ROWS or dense_input_grad_wanted(x):
         return None
     return sparse_input_matmul(x, weight.t(), p, training)

@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from gkd_bench.data import ModelOutput
-from gkd_bench.methods._common import (InputDropout, activation, check_input_norm, check_layers, normalize_input,
-                                       pattern_matmul, sparse_input_values, with_self_loops)
+from gkd_bench.methods._common import (InputDropout, activation, check_input_norm, check_layers,
+                                       dense_input_grad_wanted, normalize_input, pattern_matmul,
+                                       sparse_input_values, with_self_loops)
 from gkd_bench.registry import MODELS
 
 
@@ -63,7 +64,7 @@ class GAT(nn.Module):
         layer = self.layers[0]
         res_linear = isinstance(layer.res_fc, nn.Linear)
         if (not self.sparse_first_layer or type(self.input_dropout) is not InputDropout
-                or (torch.is_grad_enabled() and x.requires_grad)  # dense input gradient wanted
+                or dense_input_grad_wanted(x)
                 or layer.feat_drop.p > 0 or hasattr(layer, "fc_src") or g.is_block
                 or (layer.res_fc is not None and not res_linear)):
             return None

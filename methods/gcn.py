@@ -1,11 +1,11 @@
 """Graph convolutional network (Kipf & Welling, ICLR 2017) on DGL's GraphConv."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from gkd_bench.data import ModelOutput
-from gkd_bench.methods._common import InputDropout, check_layers, make_norm, sparse_input_matmul, with_self_loops
+from gkd_bench.methods._common import (InputDropout, check_layers, dense_input_grad_wanted, make_norm,
+                                       sparse_input_matmul, with_self_loops)
 from gkd_bench.registry import MODELS
 
 _PROPAGATE = None
@@ -60,7 +60,7 @@ class GCN(nn.Module):
     def _sparse_layer0(self, g, x):
         """Layer 0 from the non-zero entries of ``x`` ``[N, in_dim]``, or ``None`` (dense input)."""
         if (not self.sparse_first_layer or type(self.input_dropout) is not InputDropout
-                or (torch.is_grad_enabled() and x.requires_grad)):  # dense input gradient wanted
+                or dense_input_grad_wanted(x)):
             return None
         layer = self.layers[0]
         xw = sparse_input_matmul(x, layer.weight, self.input_dropout.p, self.input_dropout.training)

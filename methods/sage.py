@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from gkd_bench.data import ModelOutput
-from gkd_bench.methods._common import check_layers, make_norm, sparse_input_matmul
+from gkd_bench.methods._common import check_layers, dense_input_grad_wanted, make_norm, sparse_input_matmul
 from gkd_bench.registry import MODELS
 
 
@@ -58,7 +58,7 @@ class SAGE(nn.Module):
         layer = self.layers[0]
         agg = layer._aggre_type
         if (not self.sparse_first_layer or agg not in ("mean", "gcn") or layer.feat_drop.p > 0
-                or (torch.is_grad_enabled() and x.requires_grad) or graph.num_edges() == 0):
+                or dense_input_grad_wanted(x) or graph.num_edges() == 0):
             return None
         out = layer._out_feats
         weight = layer.fc_neigh.weight if agg == "gcn" else torch.cat([layer.fc_neigh.weight,
