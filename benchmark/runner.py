@@ -36,7 +36,7 @@ from gkd_bench.spec import RunSpec, canonical
 from gkd_bench.perturb import apply_perturbation
 from gkd_bench.search import search_columns
 from gkd_bench.robustness import perturbation_columns, resolve_latency, resolve_robustness, robustness_columns
-from gkd_bench.timing import latency_columns
+from gkd_bench.timing import latency_columns, model_signature
 
 
 def seed_everything(seed: int) -> None:
@@ -123,7 +123,8 @@ class Runner:
         cache_dir: processed-data and teacher cache (``None``: ``$GKD_BENCH_CACHE`` or default).
         rerun: run even when an ``ok`` record exists.
         fail_fast: raise on the first failure instead of recording it.
-        timing: measure inference latency (adds ~0.5 s per run).
+        timing: measure inference latency (a few seconds per new teacher/student combination, reused
+            within the process: :meth:`latency`).
         device: ``cpu`` (or ``cuda``: Ray tasks then reserve one GPU each).
     """
 
@@ -137,6 +138,8 @@ class Runner:
         self.rerun, self.fail_fast, self.timing, self.device = rerun, fail_fast, timing, device
         self._data: "collections.OrderedDict[str, GraphData]" = collections.OrderedDict()
         self._missing: Dict[str, str] = {}
+        # latency columns measured in this process: key -> (columns, run_id that measured them)
+        self._latency: Dict[str, Tuple[dict, str]] = {}
 
     # ---------------------------------------------------------------- data
     def load_data(self, spec: RunSpec) -> GraphData:
@@ -268,12 +271,31 @@ class Runner:
                                           functools.partial(evaluate, batch_size=ebs),
                                           resolve_robustness((spec.evaluation or {}).get("robustness"))))
         if self.timing and spec.perturbation is None:  # full, online@B; teacher, student back to back
-            lat = resolve_latency((spec.evaluation or {}).get("latency"))
-            # mini-batch runs skip the `full` scenario: a whole-graph forward pass is what they avoid
-            rec.update(latency_columns(student, teacher, data, spec.seed, lat["batches"], lat["min_run_time"],
-                                       lat["memory"], full=ebs is None))
+            rec.update(self.latency(spec, data, student, teacher, full=ebs is None))
         rec["status"] = "timeout" if metrics.get("timed_out") else "ok"
         return rec
+
+    def latency(self, spec: RunSpec, data: GraphData, student, teacher, full: bool) -> dict:
+        """Latency columns of a run (:func:`gkd_bench.timing.latency_columns`), plus ``timing_run_id``.
+
+        Timed once per process for each combination of teacher and student architecture
+        (:func:`gkd_bench.timing.model_signature` and their specs), dataset version and options, protocol,
+        setting, split, seed (which draws the online nodes), latency settings, thread count and device;
+        a later run with the same combination (a different distiller or loss weight, say) reuses those
+        columns, and ``timing_run_id`` names the run that measured them. Trained weights do not change
+        inference time, and the speedups of such runs then share one timing instead of differing by noise.
+        ``full=False`` (mini-batch runs) leaves out the whole-graph scenario.
+        """
+        lat = resolve_latency((spec.evaluation or {}).get("latency"))
+        key = canonical([data.version, spec.dataset, spec.dataset_options, spec.protocol, spec.setting,
+                         data.split_index, spec.seed, spec.student, spec.teacher, model_signature(student),
+                         model_signature(teacher), lat, full, torch.get_num_threads(), self.device])
+        if key not in self._latency:
+            cols = latency_columns(student, teacher, data, spec.seed, lat["batches"], lat["min_run_time"],
+                                   lat["memory"], full=full)
+            self._latency[key] = (cols, spec.run_id)
+        cols, run_id = self._latency[key]
+        return {**cols, "timing_run_id": run_id}
 
     def base_record(self, spec: RunSpec) -> dict:
         return {

@@ -46,6 +46,13 @@ allocated before.
 Speedups (:func:`speedup`) are ratios of timings taken in the same process on
 the same input; :func:`latency_columns` measures teacher and student in one
 call, scenario by scenario.
+
+Inference time depends on a model's architecture and input, not on its trained
+weights (every model here runs the same operations whatever the weights), so
+the runner measures each (teacher, student, dataset, split, online nodes)
+combination once per process and reuses the columns in runs that share it
+(:func:`model_signature`; the record's ``timing_run_id`` names the run that
+measured them).
 """
 from __future__ import annotations
 
@@ -389,6 +396,21 @@ def latency_columns(student, teacher, data, seed: int, batches: Sequence[int] = 
                 out.update(_columns("teacher_", f"{name}_sampled", ts))
                 out[f"speedup_{name}_sampled"] = speedup(ts["e2e"], s["e2e"])
     return out
+
+
+def model_signature(model: Optional[torch.nn.Module]) -> str:
+    """What inference time depends on in a model: its module tree (``repr``: layers, dimensions,
+    aggregators, activations), the shape, dtype and device of every parameter and buffer, and the
+    attributes the online scenarios read (``fan_out``, ``num_hops``, ``graph_free``). The values of
+    the weights are left out. ``None`` (no teacher) -> ``""``. Returns a sha1 hex digest."""
+    if model is None:
+        return ""
+    h = hashlib.sha1(repr(model).encode())
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|{t.device};".encode())
+    for attr in ("fan_out", "num_hops", "graph_free"):
+        h.update(f"{attr}={getattr(model, attr, None)!r};".encode())
+    return h.hexdigest()
 
 
 def parse_batches(value: Iterable) -> Tuple[int, ...]:

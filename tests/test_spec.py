@@ -134,3 +134,17 @@ def test_default_suite_teacher_settings_per_dataset_family():
     assert all(v == {None} for d, v in gat.items() if d not in ("cora", "citeseer", "pubmed"))
     assert {d for d, v in sage.items() if v == {"gcn"}} == {"cora", "amazon-computers", "amazon-photo"}
     assert sage["citeseer"] == sage["texas"] == sage["chameleon"] == sage["ppi"] == {"mean"}
+
+
+def test_no_shipped_suite_reads_cornell_through_the_refused_geom_gcn_file():
+    """The data root's Geom-GCN cornell feature file is Texas's (the loader refuses it); every shipped suite
+    that runs cornell reads Platonov et al.'s copy with the same 10 splits."""
+    from gkd_bench.spec import expand, load_suite
+
+    protocols = {}
+    for name in ("default", "gcrd-available", "sa-mlp", "alignahead", "robustness", "glnn"):
+        for s in expand(load_suite(name), seeds=[0]):
+            if s.dataset == "cornell":
+                protocols.setdefault(name, set()).add(s.protocol)
+    assert protocols["gcrd-available"] == protocols["default"] == {"platonov"}
+    assert all(v == {"platonov"} for v in protocols.values())

@@ -176,3 +176,60 @@ def test_peak_memory_sees_a_64_mib_allocation():
     small = peak_memory_mb(lambda: torch.ones(16), torch.device("cpu"))
     assert 60 <= big <= 200
     assert small < 8
+
+
+# ------------------------------------------------------------------ runner: one timing per architecture
+def test_runner_times_each_architecture_once_per_process(tmp_path, monkeypatch):
+    """Runs that differ only in the distiller or its weights reuse one latency measurement (the record
+    names the run that took it); another student architecture, teacher or seed is timed again."""
+    from gkd_bench.records import read_record, record_path
+    from gkd_bench.registry import DATASETS
+    from gkd_bench.runner import Runner
+    from gkd_bench.spec import expand
+
+    monkeypatch.setitem(DATASETS._entries, "tiny-latency", lambda **kw: synthetic_graph(n=80, f=8, c=3, seed=1))
+    calls = []
+    real = timing.latency_columns
+
+    def spy(student, teacher, *a, **kw):
+        calls.append((type(student).__name__, type(teacher).__name__ if teacher is not None else None))
+        return real(student, teacher, *a, **kw)
+
+    monkeypatch.setattr("gkd_bench.runner.latency_columns", spy)
+    suite = {"name": "lat-test", "seeds": "0-1", "datasets": {"tiny-latency": {"protocol": "synthetic"}},
+             "train": {"epochs": 3, "lr": 0.01, "weight_decay": 0.0, "patience": 100},
+             "latency": {"batches": [1], "min_run_time": FAST, "memory": False},
+             "robustness": {"edge_add": [], "edge_drop": [], "feature_noise": []},
+             "models": {"gcn": {"model": "gcn", "hidden": 8}, "mlp": {"model": "mlp", "hidden": 8},
+                        "wide": {"model": "mlp", "hidden": 16}},
+             "distillers": {"none": {}, "kd5": {"distiller": "kd", "lam": 0.5}, "kd9": {"distiller": "kd", "lam": 0.9}},
+             "experiments": [{"student": ["gcn", "mlp"], "distiller": "none"},
+                             {"teacher": "gcn", "student": ["mlp", "wide"], "distiller": ["kd5", "kd9"]}]}
+    specs = expand(suite)
+    assert len(specs) == 12
+    counts = Runner(tmp_path, cache_dir=tmp_path / "cache", fail_fast=True).run(specs, progress=False)
+    assert counts["ok"] == 12
+    # per seed: gcn alone, mlp alone, gcn -> mlp (kd5 and kd9 share), gcn -> wide (kd5 and kd9 share)
+    assert len(calls) == 8 and calls.count(("MLP", "GCN")) == 4
+    rec = {(s.student["label"], s.distiller["label"], s.seed): read_record(record_path(tmp_path, s.suite, s.run_id))
+           for s in specs}
+    for seed in (0, 1):
+        first, second = rec[("mlp", "kd5", seed)], rec[("mlp", "kd9", seed)]
+        assert second["timing_run_id"] == first["run_id"] == first["timing_run_id"]
+        assert second["speedup_online1"] == first["speedup_online1"]
+        assert second["latency_online1_ms"] == first["latency_online1_ms"]
+        assert rec[("wide", "kd9", seed)]["timing_run_id"] == rec[("wide", "kd5", seed)]["run_id"]
+        assert rec[("mlp", "none", seed)]["timing_run_id"] == rec[("mlp", "none", seed)]["run_id"]
+    assert rec[("mlp", "kd5", 1)]["timing_run_id"] != rec[("mlp", "kd5", 0)]["run_id"]
+
+
+def test_model_signature_ignores_weights_not_architecture(data):
+    a, b = build("sage", data), build("sage", data)
+    with torch.no_grad():
+        for p in b.parameters():
+            p.add_(1.0)
+    assert timing.model_signature(a) == timing.model_signature(b)
+    assert timing.model_signature(a) != timing.model_signature(build("sage", data, hidden=32))
+    assert timing.model_signature(a) != timing.model_signature(build("sage", data, aggregator="gcn"))
+    assert timing.model_signature(a) != timing.model_signature(build("sage", data, fan_out=[5, 5]))
+    assert timing.model_signature(None) == ""
