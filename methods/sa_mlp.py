@@ -190,8 +190,9 @@ class SAMLP(nn.Module):
     the two encoder outputs as in the equations (post-ReLU; in training mode
     dropout is applied before the ReLU, as in METHODS.md). The gate is
     available from :meth:`forward_parts`. ``W_X x`` of a bag-of-words ``x`` with at least
-    :data:`~gkd_bench.methods._common.SPARSE_MIN_ROWS` rows is multiplied from its non-zero entries
-    (same result up to float rounding; ``sparse_first_layer = False`` forces the dense product).
+    :data:`~gkd_bench.methods._common.SPARSE_MIN_ROWS` rows is multiplied from its non-zero entries,
+    and so is the first layer of ``g`` in predictor mode (same result up to float rounding;
+    ``sparse_first_layer = False`` forces the dense products).
 
     Raises:
         ValueError: bad hyperparameters, or a graph whose node count matches
@@ -345,6 +346,13 @@ class SAMLP(nn.Module):
         xw = sparse_linear(x, self.feat.weight) if self.sparse_first_layer else None
         return F.linear(x, self.feat.weight) if xw is None else xw
 
+    def _predict_structure(self, x: torch.Tensor) -> torch.Tensor:
+        """``g(x_i)`` ``[n, hidden]`` (predictor mode): its first layer from the non-zero entries of a
+        bag-of-words ``x``, as :meth:`_feature_product`, else the dense ``nn.Sequential``."""
+        first, act, last = self.predictor
+        xw = sparse_linear(x, first.weight) if self.sparse_first_layer else None
+        return self.predictor(x) if xw is None else last(act(xw + first.bias))
+
     def encode(self, graph, x: torch.Tensor, nodes: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Pre-activation encoder outputs of ``nodes`` (all when ``None``).
 
@@ -359,6 +367,9 @@ class SAMLP(nn.Module):
             if not (self.unseen == "predictor" and bool(unseen.any())):
                 return {"s": self.structure(graph, None, id_map), "xw": self._feature_product(x),
                         "unseen": unseen}
+            if bool(unseen.all()):  # g(x) for every node (sa_mlp_ind stage 2): on x itself, no gathered copy
+                xw = self._feature_product(x)
+                return {"s": self._predict_structure(x), "xw": xw, "unseen": unseen}
             nodes = torch.arange(x.shape[0])
         return self._encode_gathered(*self.online_gather(graph, x, nodes))
 
@@ -384,7 +395,7 @@ class SAMLP(nn.Module):
         s_rows = self._bag(cols, offsets, weights)
         if self.unseen == "predictor" and bool(unseen.any()):
             s = xw.new_zeros(xs.shape[0], self.hidden)
-            s = s.index_put((unseen.nonzero(as_tuple=True)[0],), self.predictor(xs[unseen]))
+            s = s.index_put((unseen.nonzero(as_tuple=True)[0],), self._predict_structure(xs[unseen]))
             if len(s_rows):
                 s = s.index_put(((~unseen).nonzero(as_tuple=True)[0],), s_rows)
         else:

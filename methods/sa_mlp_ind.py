@@ -95,8 +95,17 @@ class SAMLPInd(SAMLPSMKD):
             target = parts["s"] if self.target == "pre" else (parts["s"] + student.struct_bias).relu()
         stage2 = _Stage2(self, target.detach())
         cfg2 = dataclasses.replace(cfg, epochs=self.stage2_epochs or cfg.epochs, lr=self.stage2_lr or cfg.lr)
-        with student.treat_all_as_unseen():
-            self.stage2 = fit(student, stage2, view, teacher_out, cfg2)
+        # only g is trained: the other parameters leave autograd for the stage (their gradients were
+        # discarded anyway), so backward stops at g; same updates, same RNG stream
+        frozen = [p for name, p in student.named_parameters() if not name.startswith("predictor.") and p.requires_grad]
+        try:
+            for p in frozen:
+                p.requires_grad_(False)
+            with student.treat_all_as_unseen():
+                self.stage2 = fit(student, stage2, view, teacher_out, cfg2)
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
 
 
 class _Stage2(Distiller):

@@ -12,7 +12,7 @@ from gkd_bench.data import GraphData, ModelOutput
 from gkd_bench.datasets.settings import make_inductive
 from gkd_bench.fit import TrainConfig, fit, make_batch
 from gkd_bench.methods.sa_mlp import SAMLP, adjacency_csr, gather_rows
-from gkd_bench.methods.sa_mlp_ind import SAMLPInd
+from gkd_bench.methods.sa_mlp_ind import SAMLPInd, _Stage2
 from gkd_bench.methods.sa_mlp_smkd import SAMLPSMKD, mix_targets, mixed_kd_loss
 from gkd_bench.registry import DISTILLERS, MODELS
 from gkd_bench.runner import build_model, evaluate
@@ -310,6 +310,41 @@ def test_stage_two_trains_only_the_predictor(monkeypatch):
     changed = {k for k in after if not torch.equal(after[k], snap[k])}
     assert changed and all(k.startswith("predictor.") for k in changed), changed
     assert not model.all_unseen
+    # the parameters frozen for stage 2 are trainable again afterwards
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_stage_two_backward_reaches_only_the_predictor(monkeypatch):
+    """Stage 2 takes the other parameters out of autograd (their gradients are never computed) and
+    leaves them trainable afterwards, also when stage 2 fails."""
+    data = make_inductive(synthetic_data(n=80), seed=2, fraction=0.3)
+    view = data.training_view()
+    torch.manual_seed(0)
+    model = build_model({"model": "sa_mlp", "hparams": {"hidden": 8, "unseen": "predictor"}}, data)
+    dist = SAMLPInd(lam=0.5, stage2_epochs=2)
+    tout = teacher_logits(view)
+    dist.setup(view, model, tout)
+    seen = []
+    orig = _Stage2.train_step
+
+    def spy(self, batch, student, optimizer, teacher_out):
+        seen.append({n for n, p in student.named_parameters() if p.requires_grad})
+        out = orig(self, batch, student, optimizer, teacher_out)
+        seen.append({n for n, p in student.named_parameters() if p.grad is not None})
+        return out
+
+    monkeypatch.setattr(_Stage2, "train_step", spy)
+    fit(model, dist, view, tout, TrainConfig(epochs=2, patience=5))
+    assert seen and all(names and all(n.startswith("predictor.") for n in names) for names in seen), seen
+    assert all(p.requires_grad for p in model.parameters())
+
+    def boom(*a, **k):
+        raise RuntimeError("stage 2 failed")
+
+    monkeypatch.setattr(_Stage2, "train_step", boom)
+    with pytest.raises(RuntimeError, match="stage 2 failed"):
+        fit(model, dist, view, tout, TrainConfig(epochs=2, patience=5))
+    assert all(p.requires_grad for p in model.parameters())
 
 
 # ----------------------------------------------------------------------------- suites

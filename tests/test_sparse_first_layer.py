@@ -331,6 +331,22 @@ def test_graph_free_sparse_first_layer_equals_dense(name, training):
     assert_same(sparse, dense)
 
 
+def test_sa_mlp_predictor_first_layer_sparse_equals_dense():
+    """LSEA's g(x) (every node unseen, sa_mlp_ind stage 2): its first layer from the non-zeros gives the
+    same outputs, gradients (g's included) and dropout masks as the dense product."""
+    g, x = sparse_graph(n=_common.SPARSE_MIN_ROWS + 76)
+    torch.manual_seed(0)
+    model = SAMLP(x.shape[1], 4, 16, 0.5, unseen="predictor").train()
+    with torch.no_grad():
+        model(g, x)
+    with model.treat_all_as_unseen():
+        sparse = run_graph_free(model, g, x, True)
+        dense = run_graph_free(model, g, x, False)
+    assert sparse[3] and not dense[3]
+    assert {"predictor.0.weight", "predictor.2.weight"} <= set(sparse[1])
+    assert_same(sparse, dense)
+
+
 @pytest.mark.parametrize("name", list(graph_free_models(400)))
 def test_graph_free_few_rows_dense_inputs_and_grad_inputs_take_the_dense_path(name):
     """Online inference of a few nodes, dense features and an input that requires grad stay dense."""
