@@ -49,6 +49,21 @@ def seed_everything(seed: int) -> None:
     dgl.seed(seed)
 
 
+def execution_order(specs: List[RunSpec]) -> List[RunSpec]:
+    """``specs`` grouped by (suite, dataset, protocol, setting) in order of first appearance, then by seed;
+    within a group and seed the suite's order is kept (a teacher's own run before the runs it teaches).
+
+    A suite expands configuration by configuration, each over its seeds; running seed by seed instead
+    lets consecutive runs share the loaded split (:meth:`Runner.load_data` keeps the last few), and a
+    partial sweep leaves every configuration with the same seeds. The order of execution does not
+    change any record.
+    """
+    groups: Dict[tuple, int] = {}
+    for s in specs:
+        groups.setdefault((s.suite, s.dataset, s.protocol, s.setting), len(groups))
+    return sorted(specs, key=lambda s: (groups[(s.suite, s.dataset, s.protocol, s.setting)], s.seed))
+
+
 def build_model(mspec: dict, data: GraphData) -> torch.nn.Module:
     """Instantiate a model spec ``{model, hparams}`` for ``data``'s feature and class counts.
 
@@ -327,7 +342,7 @@ class Runner:
         counts: collections.Counter = collections.Counter()
         for suite in sorted({s.suite for s in specs}):  # fail before training, not after
             ensure_writable(record_path(self.results_dir, suite, "probe").parent)
-        todo = [s for s in specs if self.rerun or not is_done(self.results_dir, s.suite, s.run_id)]
+        todo = execution_order([s for s in specs if self.rerun or not is_done(self.results_dir, s.suite, s.run_id)])
         counts["done"] = len(specs) - len(todo)
         bar = None
         if progress and todo:

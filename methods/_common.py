@@ -104,9 +104,11 @@ def _flat_nonzero(x: torch.Tensor):
         if ref() is x and version == x._version and shape == x.shape:
             return idx
     flat = x.detach().reshape(-1)
-    idx = torch.nonzero(flat, as_tuple=True)[0]
-    if idx.numel() > SPARSE_DROPOUT_MAX_DENSITY * flat.numel():
+    # count first: a dense input (noisy features, say) then never allocates an index of every entry
+    if int(torch.count_nonzero(flat)) > SPARSE_DROPOUT_MAX_DENSITY * flat.numel():
         idx = None
+    else:
+        idx = torch.nonzero(flat, as_tuple=True)[0]
     if x.is_inference():  # no version counter (torch.inference_mode): do not memoise
         return idx
     try:

@@ -279,3 +279,27 @@ def test_cora_edge_counts():
     assert len(pairs(added.graph) - pairs(data.graph)) == 1056
     again = apply_perturbation(dataclasses.replace(data), {"kind": "edge_add", "level": 0.2}, 0)
     assert directed(again.graph) == directed(added.graph)
+
+
+# ------------------------------------------------------------------ runner: order and perturbed copies
+def test_execution_order_runs_seed_by_seed_within_each_dataset_and_setting():
+    from gkd_bench.runner import execution_order
+    from gkd_bench.spec import expand
+
+    suite = {"name": "order", "seeds": "0-2", "settings": ["transductive", "inductive"],
+             "datasets": {"cora": {"protocol": "planetoid"}, "citeseer": {"protocol": "planetoid"}},
+             "models": {"gcn": {"model": "gcn"}, "mlp": {"model": "mlp"}},
+             "distillers": {"none": {}, "kd": {}},
+             "experiments": [{"student": "gcn", "distiller": "none"},
+                             {"teacher": "gcn", "student": "mlp", "distiller": "kd"}]}
+    specs = expand(suite)
+    ordered = execution_order(specs)
+    assert sorted(s.run_id for s in ordered) == sorted(s.run_id for s in specs)
+    groups = [(s.dataset, s.setting) for s in ordered]
+    first = list(dict.fromkeys((s.dataset, s.setting) for s in specs))
+    assert list(dict.fromkeys(groups)) == first  # groups contiguous, in the suite's order
+    for ds, setting in first:
+        runs = [s for s in ordered if (s.dataset, s.setting) == (ds, setting)]
+        assert [s.seed for s in runs] == [0, 0, 1, 1, 2, 2]
+        assert [s.distiller["label"] for s in runs] == ["none", "kd"] * 3  # the teacher's run first
+

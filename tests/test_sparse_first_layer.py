@@ -138,6 +138,22 @@ def test_gradient_flows_to_x_values_and_l1_norm_matches():
     assert torch.all(xs.grad[~nz] == 0)
 
 
+def test_a_dense_input_is_never_indexed_entry_by_entry(monkeypatch):
+    """Noisy (dense) features are counted, not indexed: no index of every entry is allocated."""
+    nonzero_sizes = []
+    real = torch.nonzero
+
+    def spy(t, *a, **k):
+        nonzero_sizes.append(t.numel())
+        return real(t, *a, **k)
+
+    monkeypatch.setattr(torch, "nonzero", spy)
+    dense = torch.randn(300, 50)
+    assert _common.sparse_pattern(dense) is None and nonzero_sizes == []
+    g, x = sparse_graph(density=0.05)
+    assert _common.sparse_pattern(x) is not None and nonzero_sizes == [x.numel()]
+
+
 def test_dense_input_takes_the_old_path(monkeypatch):
     g, x = sparse_graph(density=0.5)
     assert sparse_input_matmul(x, torch.randn(x.shape[1], 3)) is None
