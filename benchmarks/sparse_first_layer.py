@@ -3,7 +3,9 @@
 For each dataset: one full-batch training epoch (forward, backward, Adam step) and one eval forward of
 the default suite's models (GCN 64 hidden, dropout 0.8; GAT 8 x 8 heads, dropout 0.6, l1 input norm;
 SAGE 128 hidden, mean aggregator; SAGE-gcn: GLNN's teacher, aggregator gcn; MLP 2 x 128, dropout
-0.6; SA-MLP hidden 128, dropout 0.5, whose feature encoder W_X x is the sparse product),
+0.6; SA-MLP hidden 128, dropout 0.5, whose feature encoder W_X x is the sparse product; SA-MLP-LSEA:
+the same with unseen="predictor" in sa_mlp_ind's stage 2, every node unseen and only g trainable, where
+g's first layer is the sparse product too),
 switching ``model.sparse_first_layer`` between epochs. Timings alternate (dense, sparse, dense, ...) in
 one process so drift hits both; reported: median ms and the ratio dense / sparse. Inputs denser than
 ``SPARSE_MATMUL_MAX_DENSITY`` (amazon-computers, 35%) take the dense path either way (ratio ~1).
@@ -32,7 +34,7 @@ from gkd_bench.methods.sage import SAGE
 from gkd_bench.registry import DATASETS, load_all
 
 DEFAULT = ["cora:planetoid", "citeseer:planetoid", "coauthor-cs:cpf", "amazon-computers:cpf"]
-ARCHS = ("GCN", "GAT", "SAGE", "SAGE-gcn", "MLP", "SA-MLP")
+ARCHS = ("GCN", "GAT", "SAGE", "SAGE-gcn", "MLP", "SA-MLP", "SA-MLP-LSEA")
 
 
 def epoch_ms(model, g, x, y, train, opt) -> float:
@@ -74,8 +76,15 @@ def main() -> None:
                      "SAGE-gcn": lambda: SAGE(x.shape[1], data.num_classes, 128, 2, 0.0, aggregator="gcn"),
                      "MLP": lambda: MLP(x.shape[1], data.num_classes, 128, 2, 0.6),
                      "SA-MLP": lambda: SAMLP(x.shape[1], data.num_classes, 128, 0.5),
+                     "SA-MLP-LSEA": lambda: SAMLP(x.shape[1], data.num_classes, 128, 0.5, unseen="predictor"),
                      }[arch]()
             opt = torch.optim.Adam(model.parameters(), lr=0.01)
+            if arch == "SA-MLP-LSEA":  # stage 2 of sa_mlp_ind: g alone trains, every node unseen
+                with torch.no_grad():
+                    model(g, x)  # binds the graph
+                for pname, p in model.named_parameters():
+                    p.requires_grad_(pname.startswith("predictor."))
+                model.all_unseen = True  # what treat_all_as_unseen() sets for the stage
             for case, fn in (("train epoch", epoch_ms), ("eval forward", eval_ms)):
                 times = {"dense": [], "sparse": []}
                 for r in range(args.repeats + 1):  # the first round warms up (non-zero index, allocator)
