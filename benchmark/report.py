@@ -289,6 +289,25 @@ def problems_table(runs: pd.DataFrame) -> str:
     return "## Not run / failed\n\n" + pd.DataFrame(rows).to_markdown(index=False) + "\n"
 
 
+def side_by_side_latency(results_dir, suite: str) -> Optional[pd.DataFrame]:
+    """Rows of ``results_dir/<suite>/online_latency.json`` (``benchmarks/sa_mlp_latency.py``: online
+    latencies timed side by side in one process) or ``None`` when the file is absent.
+
+    Raises:
+        ValueError: the file exists but is not valid JSON with a ``rows`` list.
+    """
+    path = Path(results_dir) / suite / "online_latency.json"
+    if not path.exists():
+        return None
+    try:
+        rows = json.loads(path.read_text())["rows"]
+        if not isinstance(rows, list):
+            raise TypeError("rows is not a list")
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is malformed ({e}); re-run benchmarks/sa_mlp_latency.py") from e
+    return pd.DataFrame(rows)
+
+
 def write_report(results_dir, suite: str, out_dir=None, formats: Sequence[str] = ("markdown", "csv")) -> List[Path]:
     """Write ``runs.csv``, ``leaderboard.csv`` and/or ``LEADERBOARD.md`` for ``suite``.
 
@@ -337,7 +356,8 @@ def write_report(results_dir, suite: str, out_dir=None, formats: Sequence[str] =
         from gkd_bench.claims import alignahead_claims, sa_mlp_claims
 
         # each section is "" unless the leaderboard holds its methods' rows
-        parts += [text for text in (alignahead_claims(lb), sa_mlp_claims(lb)) if text]
+        parts += [text for text in (alignahead_claims(lb), sa_mlp_claims(lb, side_by_side_latency(results_dir, suite)))
+                  if text]
         from gkd_bench.plots import markdown_section, write_plots
 
         plots = write_plots(lb, out)

@@ -334,6 +334,63 @@ def measure_scenario(model, graph, x: torch.Tensor, nodes: Optional[torch.Tensor
     return {"e2e": e2e, "model": mdl, "mem_mb": peak_memory_mb(fn, x.device) if memory else math.nan}
 
 
+def interleaved_online(models: Dict[str, torch.nn.Module], graph, x: torch.Tensor, nodes: torch.Tensor,
+                       calls: int = 1000, warmup: int = 10) -> Dict[str, Dict[str, float]]:
+    """End-to-end ``online@B`` latency of several models, timed call by call in turns in this process.
+
+    Every model's prediction of ``nodes`` (``online_forward``'s path, :func:`online_plan`) is called
+    ``calls`` times, one call of each model after the other (the order rotating each turn), and each
+    call is timed alone (``time.perf_counter``; CUDA synchronised). The medians of the per-call times
+    are therefore taken under the same load for every model: a ratio of two of them is the side-by-side
+    comparison that a ratio of latencies measured in different runs (minutes or hours apart, under
+    different load) is not, and a busy machine slows single calls (the tail) rather than the median.
+
+    Args:
+        models: name -> model (put in eval mode here).
+        graph, x: the full graph and its feature matrix ``[N, F]``.
+        nodes: int64 ``[B]`` node ids (:func:`online_nodes`).
+        calls: timed calls per model (>= 1).
+        warmup: untimed calls per model first.
+
+    Returns:
+        name -> ``{"median_ms", "p90_ms", "calls"}`` (ms per call).
+
+    Raises:
+        ValueError: ``calls < 1`` or no models.
+    """
+    import time
+
+    if int(calls) < 1:
+        raise ValueError(f"calls must be >= 1, got {calls}")
+    if not models:
+        raise ValueError("no models to time")
+    fns = []
+    for name, model in models.items():
+        model.eval()
+        gather, compute = online_plan(model, graph, x)
+        fns.append((name, (lambda g=gather: g(nodes)) if compute is None
+                    else (lambda g=gather, c=compute: c(*g(nodes)))))
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    times = {name: [] for name, _ in fns}
+    with torch.inference_mode():
+        for _ in range(int(warmup)):
+            for _, fn in fns:
+                fn()
+        sync()
+        for i in range(int(calls)):
+            k = i % len(fns)
+            for name, fn in fns[k:] + fns[:k]:
+                t0 = time.perf_counter()
+                fn()
+                sync()
+                times[name].append(time.perf_counter() - t0)
+    out = {}
+    for name, t in times.items():
+        ms = torch.tensor(t, dtype=torch.float64) * 1e3
+        out[name] = {"median_ms": float(ms.quantile(0.5)), "p90_ms": float(ms.quantile(0.9)), "calls": len(t)}
+    return out
+
+
 def _columns(prefix: str, name: str, res: dict) -> dict:
     out = {f"{prefix}latency_{name}_ms": res["e2e"]["median_ms"],
            f"{prefix}latency_{name}_p90_ms": res["e2e"]["p90_ms"],

@@ -428,3 +428,59 @@ def test_sa_mlp_claims_in_plain_words():
                     ["sage", "SA-MLP", "sa_mlp", "1,000", "0.250", "20.0x", "10"],
                     ["sage", "SA-MLP+SMKD", "sa_mlp", "1,000", "0.150", "33.3x", "10"]]
     assert sa_mlp_claims(lb[lb["distiller_name"].isin(["none", "kd"])]) == ""
+
+
+def test_sa_mlp_claim_2_uses_side_by_side_latency():
+    """With benchmark rows (both models timed in turns in one process), claim 2 takes their mean ratio
+    over seeds, not the ratio of two records' latencies measured in different runs."""
+    import pandas as pd
+
+    from gkd_bench.claims import sa_mlp_claims
+
+    lb = pd.DataFrame([
+        _claims_row("transductive", "-", "sage", "none", 87.0, lat=5.0),
+        _claims_row("transductive", "-", "mlp", "none", 74.0, lat=0.10, free=True),
+        _claims_row("transductive", "sage", "sa_mlp", "kd", 87.5, lat=0.25),  # 2.5x from the records
+        _claims_row("transductive", "sage", "sa_mlp", "sa_mlp_smkd", 87.4, lat=0.15),
+    ])
+    sbs = pd.DataFrame([{"dataset": "cora", "split": "geom-gcn", "setting": "transductive", "seed": seed,
+                         "student": student, "ratio": ratio}
+                        for seed, student, ratio in [(0, "mlp", 1.0), (1, "mlp", 1.0), (0, "sa_mlp", 1.5),
+                                                     (1, "sa_mlp", 1.7)]])
+    md = sa_mlp_claims(lb, sbs)
+    line = next(l for l in md.splitlines() if l.startswith("- teacher `sage`, **SA-MLP**:"))
+    assert "claim 2 yes: online@10 1.60x the MLP's (timed side by side in one process, mean over 2 seed(s))" in line
+    sa_rows = [l for l in md.splitlines() if l.startswith("| sage ") and "| SA-MLP " in l]
+    assert sa_rows and "1.60x" in sa_rows[0]
+    # another dataset's rows do not count; without rows for cora the records' ratio is used, flagged
+    other = sbs.assign(dataset="citeseer")
+    line = next(l for l in sa_mlp_claims(lb, other).splitlines() if l.startswith("- teacher `sage`, **SA-MLP**:"))
+    assert "claim 2 no: online@10 0.250 ms = 2.5x the MLP's 0.100 ms (separate runs" in line
+    assert "vs MLP, side by side" not in sa_mlp_claims(lb, other).split("### cora")[1].split("\n\n")[0]
+
+
+def test_side_by_side_benchmark_groups_and_file(tmp_path):
+    """benchmarks/sa_mlp_latency.py times, per dataset, setting and seed, the suite's MLP with its SA-MLP
+    students (inductive: also the latent-structure one); the report reads its file and rejects a
+    malformed one with a clear error."""
+    import importlib.util
+    from pathlib import Path
+
+    from gkd_bench.report import side_by_side_latency
+    from gkd_bench.spec import load_suite
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sa_mlp_latency.py"
+    spec = importlib.util.spec_from_file_location("sa_mlp_latency", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    found = bench.groups(load_suite("sa-mlp"), ["cora"], [0, 1])
+    assert sorted((k[2], k[4], sorted(v["students"])) for k, v in found.items()) == [
+        ("inductive", 0, ["mlp", "sa_mlp", "sa_mlp_lsea"]), ("inductive", 1, ["mlp", "sa_mlp", "sa_mlp_lsea"]),
+        ("transductive", 0, ["mlp", "sa_mlp"]), ("transductive", 1, ["mlp", "sa_mlp"])]
+    assert side_by_side_latency(tmp_path, "sa-mlp") is None
+    (tmp_path / "sa-mlp").mkdir()
+    (tmp_path / "sa-mlp" / "online_latency.json").write_text('{"rows": [{"dataset": "cora", "ratio": 1.5}]}')
+    assert side_by_side_latency(tmp_path, "sa-mlp")["ratio"].tolist() == [1.5]
+    (tmp_path / "sa-mlp" / "online_latency.json").write_text('{"rows": 3')
+    with pytest.raises(ValueError, match="online_latency.json is malformed"):
+        side_by_side_latency(tmp_path, "sa-mlp")

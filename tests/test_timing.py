@@ -233,3 +233,32 @@ def test_model_signature_ignores_weights_not_architecture(data):
     assert timing.model_signature(a) != timing.model_signature(build("sage", data, aggregator="gcn"))
     assert timing.model_signature(a) != timing.model_signature(build("sage", data, fan_out=[5, 5]))
     assert timing.model_signature(None) == ""
+
+
+def test_interleaved_online_times_every_model_in_turns():
+    """Each model gets `calls` timed calls; a model that does more work per call has the larger median;
+    bad arguments raise."""
+    import time
+
+    from gkd_bench.timing import interleaved_online
+
+    class Slow(torch.nn.Module):
+        graph_free = True
+
+        def forward(self, graph, x):
+            time.sleep(0.002)
+            return ModelOutput(x, ())
+
+    class Fast(Slow):
+        def forward(self, graph, x):
+            return ModelOutput(x, ())
+
+    x = torch.randn(50, 4)
+    res = interleaved_online({"fast": Fast(), "slow": Slow()}, None, x, torch.arange(10), calls=20, warmup=1)
+    assert [res[k]["calls"] for k in ("fast", "slow")] == [20, 20]
+    assert res["slow"]["median_ms"] >= 2.0 > res["fast"]["median_ms"]
+    assert res["slow"]["p90_ms"] >= res["slow"]["median_ms"]
+    with pytest.raises(ValueError, match="calls must be >= 1"):
+        interleaved_online({"fast": Fast()}, None, x, torch.arange(10), calls=0)
+    with pytest.raises(ValueError, match="no models"):
+        interleaved_online({}, None, x, torch.arange(10))
