@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from gkd_bench.methods._kernels import KERNELS, matrix_kernel
+from gkd_bench.methods._kernels import _EPS, KERNELS, matrix_kernel
 from gkd_bench.methods._projection import RepresentationDistiller
 from gkd_bench.registry import DISTILLERS
 
@@ -20,14 +20,38 @@ def gsp_loss(h_s: torch.Tensor, h_t: torch.Tensor, kernel: str = "cosine") -> to
 
     Returns:
         scalar tensor. Source: G-CRD ``gpw_criterion`` (``arxiv_pyg/criterion.py``).
-        Memory: two M x M matrices (M = 4096: 2 x 64 MB in float32).
+        Memory: two M x M matrices (M = 4096: 2 x 64 MB in float32), except for the cosine kernel
+        when M > d_s + d_t, computed from d x d products instead (:func:`cosine_gram_mse`).
 
     Raises:
         ValueError: unknown kernel or different row counts.
     """
     if h_s.shape[0] != h_t.shape[0]:
         raise ValueError(f"gsp: student has {h_s.shape[0]} rows, teacher {h_t.shape[0]}")
+    if kernel == "cosine" and h_s.shape[0] > h_s.shape[1] + h_t.shape[1]:
+        return cosine_gram_mse(h_s, h_t)
     return F.mse_loss(matrix_kernel(h_s, kernel), matrix_kernel(h_t, kernel))
+
+
+def cosine_gram_mse(h_s: torch.Tensor, h_t: torch.Tensor) -> torch.Tensor:
+    """``MSE(K_s, K_t)`` of the cosine kernels without forming them (:func:`gsp_loss`'s path when
+    M > d_s + d_t).
+
+    With S, T the row-normalised ``h_s`` ``[M, d_s]`` and ``h_t`` ``[M, d_t]``, ``K_s = S S^T`` and
+    ``K_t = T T^T``, so ``||K_s - K_t||_F^2 = ||S^T S||_F^2 - 2 ||S^T T||_F^2 + ||T^T T||_F^2``
+    (expand the square and use ``tr(A B^T B A^T) = ||A^T B||_F^2``): O(M d^2) operations and d x d
+    matrices instead of O(M^2 d) and two M x M ones (cora, M = 2708, d = 256: about 7x fewer
+    multiply-adds). The same value up to float rounding; the three norms are summed in float64, so the
+    cancellation between them costs no float32 precision.
+
+    Returns:
+        scalar tensor (``h_s``'s dtype), clamped at 0 against rounding.
+    """
+    s = F.normalize(h_s, p=2, dim=-1, eps=_EPS)
+    t = F.normalize(h_t, p=2, dim=-1, eps=_EPS)
+    sq = lambda a, b: (a.t() @ b).double().square().sum()  # noqa: E731
+    m = h_s.shape[0]
+    return ((sq(s, s) - 2 * sq(s, t) + sq(t, t)) / (m * m)).clamp_min(0).to(h_s.dtype)
 
 
 @DISTILLERS.register("gsp")

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 import gkd_bench  # noqa: F401  (fills the registries)
 from gkd_bench.analysis import linear_cka, representation_analysis
@@ -179,6 +180,31 @@ def test_gsp_golden_kernel_mse_over_all_pairs(kernel):
     sq = [(_np_kernel(a[i], a[j], kernel) - _np_kernel(b[i], b[j], kernel)) ** 2
           for i in range(4) for j in range(4)]
     assert float(gsp_loss(hs, ht, kernel)) == pytest.approx(sum(sq) / 16, rel=1e-6, abs=1e-12)
+
+
+def test_gsp_cosine_from_gram_products_equals_the_kernel_matrices():
+    """Cosine GSP with M > d_s + d_t takes the d x d path (cosine_gram_mse): the same value and gradients
+    as the two M x M kernel matrices, and the golden formula on fixed tensors."""
+    from gkd_bench.methods.gsp import cosine_gram_mse
+
+    hs, ht = _fixed(12, 3, 6), _fixed(12, 4, 7)  # M = 12 > 3 + 4: gsp_loss takes the Gram path
+    a, b = hs.numpy(), ht.numpy()
+    sq = [(_np_kernel(a[i], a[j], "cosine") - _np_kernel(b[i], b[j], "cosine")) ** 2
+          for i in range(12) for j in range(12)]
+    assert float(gsp_loss(hs, ht, "cosine")) == pytest.approx(sum(sq) / 144, rel=1e-5, abs=1e-9)
+    torch.manual_seed(0)
+    hs = torch.randn(300, 16, dtype=torch.float64, requires_grad=True)
+    ht = torch.randn(300, 24, dtype=torch.float64, requires_grad=True)
+    fast = cosine_gram_mse(hs, ht)
+    dense = F.mse_loss(matrix_kernel(hs, "cosine"), matrix_kernel(ht, "cosine"))
+    assert float(fast) == pytest.approx(float(dense), rel=1e-10)
+    g_fast = torch.autograd.grad(fast, (hs, ht))
+    g_dense = torch.autograd.grad(dense, (hs, ht))
+    for x, y in zip(g_fast, g_dense):
+        torch.testing.assert_close(x, y, rtol=1e-8, atol=1e-12)
+    # identical representations: zero loss (not a small negative number from rounding)
+    h = torch.randn(500, 8)
+    assert 0.0 <= float(gsp_loss(h, h.clone(), "cosine")) < 1e-9
 
 
 # ------------------------------------------------------------------- gcrd
