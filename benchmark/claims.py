@@ -123,7 +123,7 @@ def alignahead_claims(lb: pd.DataFrame) -> str:
                              "best (val)": _pm(r.get("test_best_student_mean")),
                              "ensemble": _pm(r.get("test_ensemble_mean")), "gain": _gain(r), "n": int(r["n"])})
         table = pd.DataFrame(rows)
-        if not table["vs MLP, side by side"].astype(bool).any():  # no benchmark rows for this dataset
+        if "vs MLP, side by side" in table and not table["vs MLP, side by side"].astype(bool).any():  # no rows
             table = table.drop(columns=["vs MLP, side by side"])
         out.append(table.to_markdown(index=False, disable_numparse=True))
         out.append("")
@@ -307,7 +307,7 @@ def sa_mlp_claims(lb: pd.DataFrame, side_by_side: Optional[pd.DataFrame] = None)
                     text += "; claim 2 not checkable (no MLP latency)"
                 claims.append(text + ".")
         table = pd.DataFrame(rows)
-        if not table["vs MLP, side by side"].astype(bool).any():  # no benchmark rows for this dataset
+        if "vs MLP, side by side" in table and not table["vs MLP, side by side"].astype(bool).any():  # no rows
             table = table.drop(columns=["vs MLP, side by side"])
         out.append(table.to_markdown(index=False, disable_numparse=True))
         out.append("")
