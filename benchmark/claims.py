@@ -122,10 +122,7 @@ def alignahead_claims(lb: pd.DataFrame) -> str:
                              "worst": _pm(r.get("test_min_student_mean")),
                              "best (val)": _pm(r.get("test_best_student_mean")),
                              "ensemble": _pm(r.get("test_ensemble_mean")), "gain": _gain(r), "n": int(r["n"])})
-        table = pd.DataFrame(rows)
-        if "vs MLP, side by side" in table and not table["vs MLP, side by side"].astype(bool).any():  # no rows
-            table = table.drop(columns=["vs MLP, side by side"])
-        out.append(table.to_markdown(index=False, disable_numparse=True))
+        out.append(pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True))
         out.append("")
         if alone_mean is None:
             out.append(f"- No `none` run of `{student}` on {ds}: the claims cannot be checked.\n")
@@ -227,8 +224,8 @@ def sa_mlp_claims(lb: pd.DataFrame, side_by_side: Optional[pd.DataFrame] = None)
     :data:`LATENCY_FACTOR`. The ratio is the mean over seeds of ``side_by_side``'s ratios (the two
     models timed call by call in turns in one process) where it has rows for the dataset, setting and
     student; otherwise the ratio of the two rows' latencies, each a mean over seeds of its own runs,
-    taken at different times under different load, which the text then says. ``speedup`` is the teacher's online@10 latency over the row's, measured
-    back to back in the distilled run (``speedup_online10``), or from the two rows' means for the MLP.
+    taken at different times under different load, which the text then says. ``speedup`` is the
+    teacher's online@10 latency over the row's, measured back to back in the distilled run (``speedup_online10``), or from the two rows' means for the MLP.
     """
     if lb.empty or "distiller_name" not in lb or not lb["distiller_name"].isin(SA_MLP_DISTILLERS).any():
         return ""
@@ -240,7 +237,8 @@ def sa_mlp_claims(lb: pd.DataFrame, side_by_side: Optional[pd.DataFrame] = None)
            "(inductive: production score), `held-out` = inductive held-out nodes, `online@10 ms` = median "
            "latency to predict 10 random test nodes (mean over seeds), `speedup` = teacher latency / "
            "this latency, `vs MLP, side by side` = online@10 latency over the MLP's, the two timed call by call "
-           "in turns in one process (`benchmarks/sa_mlp_latency.py`, `online_latency.json`; mean over its seeds). Claim 1: SA-MLP(+SMKD) matches (within one std) or beats its teacher. Claim 2: "
+           "in turns in one process (`benchmarks/sa_mlp_latency.py`, `online_latency.json`; mean over its "
+           "seeds). Claim 1: SA-MLP(+SMKD) matches (within one std) or beats its teacher. Claim 2: "
            f"its online@10 latency is within {LATENCY_FACTOR:g}x of the MLP's.\n"]
     order = {"teacher": 0, "MLP": 1, "GLNN": 2, "SA-MLP": 3, "SA-MLP (observed edges)": 4, "SA-MLP+SMKD": 5}
     lb = lb.assign(_method=[_sa_mlp_method(r) for _, r in lb.iterrows()])
@@ -307,7 +305,7 @@ def sa_mlp_claims(lb: pd.DataFrame, side_by_side: Optional[pd.DataFrame] = None)
                     text += "; claim 2 not checkable (no MLP latency)"
                 claims.append(text + ".")
         table = pd.DataFrame(rows)
-        if "vs MLP, side by side" in table and not table["vs MLP, side by side"].astype(bool).any():  # no rows
+        if not table.empty and not table["vs MLP, side by side"].astype(bool).any():  # no benchmark rows
             table = table.drop(columns=["vs MLP, side by side"])
         out.append(table.to_markdown(index=False, disable_numparse=True))
         out.append("")

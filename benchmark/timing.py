@@ -59,6 +59,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
@@ -358,8 +359,6 @@ def interleaved_online(models: Dict[str, torch.nn.Module], graph, x: torch.Tenso
     Raises:
         ValueError: ``calls < 1`` or no models.
     """
-    import time
-
     if int(calls) < 1:
         raise ValueError(f"calls must be >= 1, got {calls}")
     if not models:

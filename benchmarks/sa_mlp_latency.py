@@ -18,8 +18,8 @@ each (dataset, setting, seed) (an interrupted run keeps the finished ones; rows
 measured earlier for other datasets or seeds are kept, rows re-measured are
 replaced), one row per (dataset, setting, seed, student) with its provenance
 (git sha, versions, hardware, threads, arguments): ``latency_ms`` (median
-per-call time) and ``ratio`` = latency over the ``mlp`` student's, measured call by call in turns. ``gkd-bench report`` reads the
-file for the SA-MLP claims section (claim 2); without it the claim falls back
+per-call time) and ``ratio`` = latency over the ``mlp`` student's, measured call by call in turns.
+``gkd-bench report`` reads the file for the SA-MLP claims section (claim 2); without it the claim falls back
 to the records' latencies and says so.
 
 Usage::
@@ -96,7 +96,8 @@ def main(argv=None) -> int:
                 print(f"skipped {dataset} ({setting}, seed {seed}): {e}", file=sys.stderr)
                 continue
             torch.manual_seed(seed)  # the random weights (latency does not depend on them)
-            models = {label: build_model(s, data) for label, s in sorted(students.items(), key=lambda kv: kv[0] != REFERENCE)}
+            ordered = sorted(students.items(), key=lambda kv: kv[0] != REFERENCE)  # the reference first
+            models = {label: build_model(s, data) for label, s in ordered}
             nodes = online_nodes(data, args.batch, seed)
             res = interleaved_online(models, data.graph, data.x, nodes, args.calls)
             ref = res[REFERENCE]["median_ms"]
