@@ -400,3 +400,39 @@ def test_a_stream_of_fresh_inputs_leaves_no_cached_index_or_pattern_behind():
     gc.collect()
     assert len(_common._NONZERO_CACHE) == before
     assert all(r() is None for r in refs)
+
+
+def test_gathered_values_are_memoised_per_tensor_version_and_give_the_same_gradients():
+    """A full-batch model reads the same ``x`` every epoch: its non-zero values (and their transposed
+    order for the weight gradient) are gathered once. An in-place change of ``x`` must gather again;
+    values of another tensor read through ``support``, or of an ``x`` that wants a gradient, are not
+    memoised; the weight gradient equals the dense product's."""
+    _, x = sparse_graph()
+    w = torch.randn(x.shape[1], 8, requires_grad=True)
+    pattern, values = sparse_input_values(x)
+    assert sparse_input_values(x)[1] is values                      # memoised
+    assert torch.equal(values, x.reshape(-1)[pattern.idx])
+    (sparse_input_matmul(x, w) ** 2).sum().backward()
+    (sparse_input_matmul(x, w) ** 2).sum().backward()                # second backward: memoised values[perm]
+    assert pattern.memo[1] is not None and torch.equal(pattern.memo[1], values[pattern.perm])
+    w_dense = w.detach().clone().requires_grad_(True)
+    (2 * ((x @ w_dense) ** 2).sum()).backward()
+    assert torch.allclose(w.grad, w_dense.grad, rtol=1e-5, atol=1e-5)
+
+    x[0, :] = 0.5                                                    # in place: new version, new pattern
+    pattern2, values2 = sparse_input_values(x)
+    assert pattern2 is not pattern and torch.equal(values2, x.reshape(-1)[pattern2.idx])
+
+    y = x * 2                                                        # same pattern via support: y's values
+    pattern3, values3 = sparse_input_values(y, support=x)
+    assert pattern3 is pattern2 and torch.equal(values3, 2 * values2) and pattern2.memo[0] is values2
+
+    xg = x.clone().requires_grad_(True)                              # a wanted gradient: not memoised
+    _, values4 = sparse_input_values(xg)
+    assert values4.requires_grad and sparse_pattern_memo(xg) is None
+    values4.sum().backward()
+    assert xg.grad is not None and xg.grad.reshape(-1)[_common.sparse_pattern(xg).idx].eq(1).all()
+
+
+def sparse_pattern_memo(x):
+    return _common.sparse_pattern(x).memo
