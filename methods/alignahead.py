@@ -113,7 +113,6 @@ def local_structure(graph, h: torch.Tensor, scale: float = 100.0) -> torch.Tenso
         ``[E]`` edge weights in edge-id order; for each destination node they
         sum to 1 over its incoming edges.
     """
-    import dgl
     from dgl.nn.functional import edge_softmax
 
     # the DistillGCN kernel (gkd_bench.methods._kernels "distillgcn") on every edge
@@ -178,6 +177,9 @@ def edge_l1(graph, h: torch.Tensor) -> torch.Tensor:
     Equal, values and gradients, to ``dgl.ops.u_sub_v(graph, h, h).abs().sum(-1)``, in edge chunks of
     :data:`EDGE_L1_CHUNK` so the ``[E, d]`` difference is never materialised in the forward (the
     local-structure kernel is most of an Alignahead epoch: 12 structures per epoch at K = 2).
+
+    Raises:
+        ValueError: ``h`` is not 2-D.
     """
     if h.dim() != 2:
         raise ValueError(f"edge_l1: h must be [N, d], got {tuple(h.shape)}")
