@@ -225,7 +225,8 @@ def sa_mlp_claims(lb: pd.DataFrame, side_by_side: Optional[pd.DataFrame] = None)
     models timed call by call in turns in one process) where it has rows for the dataset, setting and
     student; otherwise the ratio of the two rows' latencies, each a mean over seeds of its own runs,
     taken at different times under different load, which the text then says. ``speedup`` is the
-    teacher's online@10 latency over the row's, measured back to back in the distilled run (``speedup_online10``), or from the two rows' means for the MLP.
+    teacher's online@10 latency over the row's, measured back to back in the distilled run
+    (``speedup_online10``), or from the two rows' means for the MLP.
     """
     if lb.empty or "distiller_name" not in lb or not lb["distiller_name"].isin(SA_MLP_DISTILLERS).any():
         return ""

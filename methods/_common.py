@@ -199,7 +199,7 @@ class SparsePattern:
         self.crow_t = torch.zeros(f + 1, dtype=torch.int64, device=idx.device)
         self.crow_t[1:] = torch.bincount(self.cols, minlength=f).cumsum(0)
         self.cols_t = self.rows[self.perm]
-        self.memo = None  # (values [nnz], values[perm] [nnz] or None), filled by _own_values
+        self.memo = None  # (values [nnz], values[perm] [nnz]), filled by _own_values
 
 
 def sparse_pattern(x: torch.Tensor, max_density: "float | None" = None):
@@ -252,12 +252,7 @@ class _PatternMatmul(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-                if ctx.own_values:
-                    if p.memo[1] is None:
-                        p.memo = (p.memo[0], values[p.perm])
-                    values_t = p.memo[1]
-                else:
-                    values_t = values[p.perm]
+                values_t = p.memo[1] if ctx.own_values else values[p.perm]
                 at = torch.sparse_csr_tensor(p.crow_t, p.cols_t, values_t, (p.shape[1], p.shape[0]),
                                               check_invariants=False)
             grad_weight = at @ grad.contiguous()
@@ -308,11 +303,12 @@ def _own_values(x: torch.Tensor, pattern: SparsePattern) -> torch.Tensor:
     on the pattern. :func:`sparse_pattern` memoises the pattern per tensor object and version, so an
     in-place change of ``x`` gives a new pattern (and a new gather). The gather of ~1.1M scattered
     entries costs 20-30 ms per forward on coauthor-cs (one thread); a full-batch model reads the same
-    ``x`` every epoch. Callers ensure no gradient is wanted for ``x``."""
-    memo = pattern.memo
-    if memo is None:
-        memo = pattern.memo = (x.detach().reshape(-1)[pattern.idx], None)
-    return memo[0]
+    ``x`` every epoch; the transposed order ``values[perm]`` (the weight gradient's) is kept with them.
+    Callers ensure no gradient is wanted for ``x``."""
+    if pattern.memo is None:
+        values = x.detach().reshape(-1)[pattern.idx]
+        pattern.memo = (values, values[pattern.perm])
+    return pattern.memo[0]
 
 
 def pattern_matmul(pattern: SparsePattern, values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

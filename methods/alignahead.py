@@ -152,16 +152,15 @@ class _EdgeL1(torch.autograd.Function):
     def forward(ctx, h, h_neg, graph):
         src, dst = graph.edges()
         ctx.graph = graph
-        ctx.save_for_backward(h, h_neg)
+        ctx.save_for_backward(h, h_neg, src, dst)
         return _chunked_l1(h, h_neg, src, dst)
 
     @staticmethod
     def backward(ctx, grad):
         import dgl
 
-        h, h_neg = ctx.saved_tensors
+        h, h_neg, src, dst = ctx.saved_tensors
         graph = ctx.graph
-        src, dst = graph.edges()
         dz = h.new_empty(len(src), h.shape[1])
         for a in range(0, len(src), EDGE_L1_CHUNK):
             b = min(a + EDGE_L1_CHUNK, len(src))

@@ -412,9 +412,9 @@ def test_gathered_values_are_memoised_per_tensor_version_and_give_the_same_gradi
     pattern, values = sparse_input_values(x)
     assert sparse_input_values(x)[1] is values                      # memoised
     assert torch.equal(values, x.reshape(-1)[pattern.idx])
+    assert torch.equal(pattern.memo[1], values[pattern.perm])       # the weight gradient's order
     (sparse_input_matmul(x, w) ** 2).sum().backward()
-    (sparse_input_matmul(x, w) ** 2).sum().backward()                # second backward: memoised values[perm]
-    assert pattern.memo[1] is not None and torch.equal(pattern.memo[1], values[pattern.perm])
+    (sparse_input_matmul(x, w) ** 2).sum().backward()                # both backwards from the memo
     w_dense = w.detach().clone().requires_grad_(True)
     (2 * ((x @ w_dense) ** 2).sum()).backward()
     assert torch.allclose(w.grad, w_dense.grad, rtol=1e-5, atol=1e-5)
@@ -429,10 +429,6 @@ def test_gathered_values_are_memoised_per_tensor_version_and_give_the_same_gradi
 
     xg = x.clone().requires_grad_(True)                              # a wanted gradient: not memoised
     _, values4 = sparse_input_values(xg)
-    assert values4.requires_grad and sparse_pattern_memo(xg) is None
+    assert values4.requires_grad and _common.sparse_pattern(xg).memo is None
     values4.sum().backward()
     assert xg.grad is not None and xg.grad.reshape(-1)[_common.sparse_pattern(xg).idx].eq(1).all()
-
-
-def sparse_pattern_memo(x):
-    return _common.sparse_pattern(x).memo
