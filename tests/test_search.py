@@ -275,6 +275,38 @@ def test_gains_are_paired_against_the_selected_rows(tmp_path):
     assert pd.isna(fit_row.get("search_selected"))
 
 
+def test_kd_plus_x_pairs_with_the_kd_run_of_its_own_kd_settings(tmp_path):
+    """gain_vs_kd of a kd+x row is against the kd config with the same lam / T when the suite has one (the KD
+    inside kd+x), not against the selected kd point; other rows keep pairing with the row labelled `kd`."""
+    suite = kd_suite()
+    suite["distillers"]["kd-ref"] = {"distiller": "kd", "lam": 0.9, "T": 4.0, "kl_reduction": "elementwise"}
+    suite["distillers"]["kd+fitnet"] = {"lam": 0.9, "T": 4.0, "beta": 100.0}
+    suite["experiments"][1]["distiller"] = ["kd", "kd-ref", "fitnet", "kd+fitnet"]
+    specs = expand(suite)
+
+    def scores(s):
+        label = s.distiller["label"]
+        if label == "kd":
+            lam = s.distiller["hparams"]["lam"]
+            return {0.5: 60.0, 0.7: 80.0, 0.9: 75.0}[lam], {0.5: 71.0, 0.7: 72.0, 0.9: 79.0}[lam] + 0.5 * s.seed
+        base = {"kd-ref": 66.0, "fitnet": 74.0, "kd+fitnet": 69.0, "none": 65.0}[label]
+        return 70.0, base + s.seed * (2.0 if label == "kd-ref" else 1.0)
+
+    write_all(tmp_path, specs, scores)
+    lb = leaderboard(load_runs(tmp_path, ["hs"])).set_index("distiller")
+    # kd+fitnet - kd-ref per seed: 69 + s - (66 + 2 s) = 3 - s -> mean over seeds 0-2 is 2
+    assert lb.loc["kd+fitnet", "gain_vs_kd"] == pytest.approx(2.0)
+    # fitnet - selected kd (lam 0.7): 74 + s - (72 + 0.5 s) -> mean 2 + 0.5 * 1 = 2.5
+    assert lb.loc["fitnet", "gain_vs_kd"] == pytest.approx(2.5)
+    # without the kd-ref runs, kd+fitnet falls back to the selected kd: 69 + s - (72 + 0.5 s) -> -2.5
+    for sp in specs:
+        if sp.distiller["label"] == "kd-ref":
+            record_path(tmp_path, sp.suite, sp.run_id).unlink()
+    lb = leaderboard(load_runs(tmp_path, ["hs"])).set_index("distiller")
+    assert lb.loc["kd+fitnet", "gain_vs_kd"] == pytest.approx(-2.5)
+    assert lb.loc["fitnet", "gain_vs_kd"] == pytest.approx(2.5)
+
+
 def test_searched_student_pairs_with_the_selected_none_row(tmp_path):
     suite = with_search(BASE, "models", "mlp", {"dropout": [0.1, 0.3]})
     specs = expand(suite)
