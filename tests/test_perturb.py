@@ -52,7 +52,11 @@ def test_feature_noise_formula():
     # a = 1 is pure noise, independent of x
     assert torch.equal(feature_noise(x1, 1.0, 3), feature_noise(x2, 1.0, 3))
     assert not torch.equal(feature_noise(x1, a, 7), feature_noise(x1, a, 8))
-    assert torch.equal(x1, x1.clone())  # input untouched
+    x0 = x1.clone()
+    y = feature_noise(x1, a, 7)
+    assert torch.equal(x1, x0)  # input untouched
+    noise = torch.randn(x1.shape, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(y, (1 - a) * x1 + a * noise)  # the formula, bit for bit
     with pytest.raises(ValueError, match="feature_noise level must be in"):
         feature_noise(x1, 1.5, 0)
 
