@@ -24,28 +24,39 @@ def cpu_model() -> str:
 _GIT_SHA: Optional[str] = None
 
 
-def git_sha() -> str:
-    """Commit of the gkd-bench checkout (``+dirty`` when tracked files have uncommitted changes), or
-    ``unknown`` (not a git checkout, git missing, or git too slow to answer within a minute).
+def checkout_commit(path) -> str:
+    """Commit of the git checkout holding ``path`` (``+dirty`` when tracked files outside ``results/`` have
+    uncommitted changes), or ``unknown`` (not a git checkout, git missing, or git too slow to answer within
+    a minute).
 
-    Cached per process once known: a process runs the code it imported, so a commit made while a sweep
-    runs does not relabel that sweep's later records. A failure is not cached (a loaded machine can make
-    ``git status`` slow; the next record asks again)."""
-    global _GIT_SHA
-    if _GIT_SHA is not None:
-        return _GIT_SHA
-    here = Path(__file__).resolve().parent
+    ``results/`` is left out because a sweep changes it (a re-run replaces a tracked record, a report
+    rewrites a leaderboard) without changing the code that produces the numbers; until 2026-11-22 it was
+    included, so some published records say ``+dirty`` for that reason alone.
+    """
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True,
                              timeout=60).stdout.strip()
         if not sha:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ":(top)", ":(top,exclude)results"], cwd=path,
                                capture_output=True, text=True, timeout=60, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    _GIT_SHA = sha + ("+dirty" if dirty else "")
-    return _GIT_SHA
+    return sha + ("+dirty" if dirty else "")
+
+
+def git_sha() -> str:
+    """:func:`checkout_commit` of the gkd-bench checkout, cached per process once known: a process runs
+    the code it imported, so a commit made while a sweep runs does not relabel that sweep's later records.
+    A failure is not cached (a loaded machine can make ``git status`` slow; the next record asks again)."""
+    global _GIT_SHA
+    if _GIT_SHA is not None:
+        return _GIT_SHA
+    sha = checkout_commit(Path(__file__).resolve().parent)
+    if sha != "unknown":
+        _GIT_SHA = sha
+    return sha
 
 
 def environment(device: str = "cpu") -> dict:

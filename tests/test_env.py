@@ -2,6 +2,8 @@
 import re
 import subprocess
 
+import pytest
+
 from gkd_bench import env
 
 
@@ -24,3 +26,28 @@ def test_git_sha_is_the_checkouts_commit_and_a_slow_git_is_asked_again(monkeypat
     assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", sha) and sha.startswith(head)
     n = len(calls)
     assert env.git_sha() == sha and len(calls) == n  # known now: cached for the process
+
+
+def test_checkout_commit_ignores_results_but_not_code(tmp_path):
+    """A sweep that rewrites tracked records or leaderboards under results/ still runs committed code;
+    a change anywhere else marks the commit +dirty."""
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git is needed")
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (tmp_path / "benchmark").mkdir()
+    (tmp_path / "results" / "runs").mkdir(parents=True)
+    (tmp_path / "benchmark" / "fit.py").write_text("x = 1\n")
+    (tmp_path / "results" / "runs" / "r.json").write_text("{}\n")
+    run("add", ".")
+    run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    sub = tmp_path / "benchmark"  # asked from a subfolder, as the package asks
+    assert env.checkout_commit(sub) == head
+    (tmp_path / "results" / "runs" / "r.json").write_text('{"status": "ok"}\n')
+    (tmp_path / "results" / "new.json").write_text("{}\n")
+    assert env.checkout_commit(sub) == head
+    (tmp_path / "benchmark" / "fit.py").write_text("x = 2\n")
+    assert env.checkout_commit(sub) == head + "+dirty"
