@@ -225,6 +225,38 @@ def report(suites, formats, out, compare, results_dir):
         click.echo(f"wrote {dest}")
 
 
+@main.command("import")
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.option("--suite", required=True, help="the suite whose records to import (its plan decides what belongs)")
+@click.option("--dataset", multiple=True, help="only these datasets (repeat or comma-separate)")
+@click.option("--replace", is_flag=True, help="overwrite ok records already present whose content differs")
+@click.option("--dry-run", is_flag=True, help="say what would be imported, write nothing")
+@results_dir_opt
+def import_cmd(source, suite, dataset, replace, dry_run, results_dir):
+    """Import finished records of a suite from SOURCE (another results folder: a sweep in another checkout
+    or on another machine) into --results-dir, checking each record's identity, its commit (a clean
+    ancestor of this checkout's HEAD) and that the suite's current plan has its run."""
+    from gkd_bench.publish import import_records
+
+    try:
+        res = import_records(source, results_dir, suite, datasets=_split(dataset), replace=replace,
+                             dry_run=dry_run)
+    except (FileNotFoundError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+    reasons: dict = {}
+    for rid, why in res.refused.items():
+        reasons.setdefault(why, []).append(rid)
+    for why, ids in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
+        more = f" (+{len(ids) - 3} more)" if len(ids) > 3 else ""
+        click.echo(f"refused {len(ids)}: {why}: {', '.join(ids[:3])}{more}", err=True)
+    verb = "would import" if dry_run else "imported"
+    click.echo(f"{verb} {len(res.imported)} new and {len(res.replaced)} replacing records; "
+               f"{len(res.identical)} already identical; {len(res.refused)} refused"
+               + (f"; {len(res.other_datasets)} of other datasets left alone" if res.other_datasets else ""))
+    if res.imported or res.replaced:
+        click.echo(f"then: gkd-bench report --suite {suite}" + (" (not written: dry run)" if dry_run else ""))
+
+
 from gkd_bench.ci_checks import check as _check_cmd  # noqa: E402
 
 main.add_command(_check_cmd)

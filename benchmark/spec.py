@@ -65,6 +65,14 @@ def canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def config_hash(spec: dict) -> str:
+    """The 12-hex-digit configuration id of a run spec dict (:meth:`RunSpec.to_dict`, or a record's parsed
+    ``spec``): SHA-1 of its canonical JSON without ``seed``, ``suite``, ``evaluation`` and ``search``, so the
+    same configuration has the same id in every suite, whatever is measured after training or searched."""
+    d = {k: v for k, v in spec.items() if k not in ("seed", "suite", "evaluation", "search")}
+    return hashlib.sha1(canonical(d).encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """Everything that defines one run. ``config_id`` hashes all of it but ``seed`` and ``suite``."""
@@ -96,12 +104,7 @@ class RunSpec:
 
     @property
     def config_id(self) -> str:
-        d = self.to_dict()
-        d.pop("seed")
-        d.pop("suite")
-        d.pop("evaluation", None)
-        d.pop("search", None)
-        return hashlib.sha1(canonical(d).encode()).hexdigest()[:12]
+        return config_hash(self.to_dict())
 
     @property
     def run_id(self) -> str:
