@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import shutil
+import threading
 import urllib.request
 import zipfile
 import zlib
@@ -101,16 +102,43 @@ def stage_links(sources: Dict[str, Path], folder: Path) -> Path:
 
     Lets DGL/OGB classes read raw files of the read-only data root while
     writing their processed files into the cache. A stale link is replaced.
+    Safe when parallel workers (Ray tasks on a shared cache) stage the same
+    folder at once: each link is made under a private name and renamed into
+    place, so a link another worker created in between is replaced, never an
+    error.
     """
     folder.mkdir(parents=True, exist_ok=True)
     for fname, src in sources.items():
-        link = folder / fname
-        if link.is_symlink() or link.exists():
-            if link.is_symlink() and Path(os.readlink(link)) == src.resolve():
-                continue
-            link.unlink()
-        link.symlink_to(src.resolve())
+        link, target = folder / fname, src.resolve()
+        if link.is_symlink() and Path(os.readlink(link)) == target:
+            continue
+        tmp = folder / f".{fname}.{os.getpid()}.{threading.get_ident()}.link"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
     return folder
+
+
+@contextlib.contextmanager
+def stage_lock(folder: Path):
+    """Hold an exclusive inter-process lock (``fcntl.flock`` on ``.<name>.lock`` next to ``folder``) while a
+    library prepares ``folder``: DGL's and OGB's dataset classes write their processed files there without
+    a temporary name, so a second worker could read a half-written file. Where ``fcntl`` does not exist
+    (Windows) the block runs unlocked."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        fcntl = None
+    with open(folder.parent / f".{folder.name}.lock", "a") as f:
+        if fcntl is not None:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            if fcntl is not None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def files_digest(paths: Iterable[Path]) -> str:

@@ -34,7 +34,7 @@ import torch
 
 from gkd_bench.data import DatasetError, GraphData
 from gkd_bench.datasets._io import (describe_loader, cache_root, data_root, ensure_files, files_digest, quiet, stage_links,
-                                    validate)
+                                    stage_lock, validate)
 from gkd_bench.registry import DATASETS
 
 SPLIT_TYPE = {"ogbn-arxiv": "time", "ogbn-products": "sales_ranking"}
@@ -78,21 +78,22 @@ def ogb_raw(name: str, root=None, cache=None):
     for r, p in zip(rel, paths):
         sub = Path(r).parent.relative_to("ogb")
         by_dir.setdefault(sub, {})[Path(r).name] = p
-    for sub, links in by_dir.items():
-        stage_links(links, stage / sub)
     os.environ.setdefault("OUTDATED_IGNORE", "1")  # `import ogb` would query PyPI for a newer version
-    try:
-        from ogb.nodeproppred import DglNodePropPredDataset
+    with stage_lock(stage):  # OGB writes its processed files into the stage: one worker at a time
+        for sub, links in by_dir.items():
+            stage_links(links, stage / sub)
+        try:
+            from ogb.nodeproppred import DglNodePropPredDataset
 
-        with warnings.catch_warnings(), quiet():
-            warnings.simplefilter("ignore")
-            ds = DglNodePropPredDataset(name, root=str(stage))
-            split = ds.get_idx_split()
-        graph, labels = ds[0]
-    except (Exception, SystemExit) as e:  # noqa: BLE001 - OGB calls exit() when it declines a download
-        where = data_root(root) / "ogb" / name.replace("-", "_")
-        raise DatasetError(f"dataset {name!r}: OGB cannot read the files in {where} "
-                           f"({type(e).__name__}: {e}); re-download them") from e
+            with warnings.catch_warnings(), quiet():
+                warnings.simplefilter("ignore")
+                ds = DglNodePropPredDataset(name, root=str(stage))
+                split = ds.get_idx_split()
+            graph, labels = ds[0]
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - OGB calls exit() when it declines a download
+            where = data_root(root) / "ogb" / name.replace("-", "_")
+            raise DatasetError(f"dataset {name!r}: OGB cannot read the files in {where} "
+                               f"({type(e).__name__}: {e}); re-download them") from e
     labels = torch.as_tensor(labels).reshape(-1).long()
     return graph, labels, split, int(ds.num_classes), version
 

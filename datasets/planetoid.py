@@ -18,7 +18,7 @@ from typing import Optional
 
 from gkd_bench.data import DatasetError, GraphData
 from gkd_bench.datasets._io import (describe_loader, cache_root, data_root, ensure_files, files_digest, mask_to_index,
-                                    stage_links, validate)
+                                    stage_links, stage_lock, validate)
 from gkd_bench.registry import DATASETS
 
 SUFFIXES = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
@@ -47,17 +47,18 @@ def planetoid_raw(name: str, root=None, cache=None) -> GraphData:
     version = "planetoid-" + files_digest(paths)
     dgl_name, dgl_folder = DGL_NAMES[name]
     stage = cache_root(cache) / "dgl" / version
-    stage_links({f"ind.{dgl_name}.{s}": p for s, p in zip(SUFFIXES, paths)}, stage / dgl_folder)
     from dgl.data import CitationGraphDataset
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = CitationGraphDataset(name, raw_dir=str(stage), verbose=False)
-        g = ds[0]
-    except Exception as e:  # noqa: BLE001 - any parse failure is a dataset error
-        raise DatasetError(f"dataset {name!r}: cannot parse the Planetoid files in {root / 'planetoid'} "
-                           f"({type(e).__name__}: {e}); re-download them") from e
+    with stage_lock(stage):  # DGL writes its processed graph into the stage: one worker at a time
+        stage_links({f"ind.{dgl_name}.{s}": p for s, p in zip(SUFFIXES, paths)}, stage / dgl_folder)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = CitationGraphDataset(name, raw_dir=str(stage), verbose=False)
+            g = ds[0]
+        except Exception as e:  # noqa: BLE001 - any parse failure is a dataset error
+            raise DatasetError(f"dataset {name!r}: cannot parse the Planetoid files in {root / 'planetoid'} "
+                               f"({type(e).__name__}: {e}); re-download them") from e
     x = g.ndata.pop("feat").float()
     y = g.ndata.pop("label").long()
     splits = {k: mask_to_index(g.ndata.pop(f"{k}_mask")) for k in ("train", "val", "test")}

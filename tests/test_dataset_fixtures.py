@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -458,3 +459,56 @@ def test_sweep_skips_missing_dataset_and_runs_the_rest(tmp_path):
     skipped = [r for r in recs if r["status"] == "skipped"]
     assert skipped[0]["dataset"] == "questions" and "platonov/questions.npz" in skipped[0]["error"]
     assert {r["split"] for r in recs} == {"platonov"}
+
+
+# ------------------------------------------------------------------ the cache under parallel workers
+def test_stage_links_tolerates_a_worker_that_staged_the_same_link_meanwhile(tmp_path, monkeypatch):
+    """Two Ray tasks staging one cache folder: the other worker creates the link between this worker's
+    check and its own creation (a FileExistsError before); a stale link is replaced; a good one is kept."""
+    from gkd_bench.datasets import _io
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("a")
+    b.write_text("b")
+    folder = tmp_path / "stage"
+    folder.mkdir()
+    link = folder / "raw.txt"
+    real_symlink, raced = os.symlink, []
+
+    def racing(target, path, *args, **kwargs):
+        if not raced:  # the other worker's link lands just before this worker creates its own
+            raced.append(True)
+            real_symlink(a.resolve(), link)
+        return real_symlink(target, path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "symlink", racing)
+    _io.stage_links({"raw.txt": a}, folder)
+    monkeypatch.setattr(os, "symlink", real_symlink)
+    assert raced
+    assert link.read_text() == "a" and sorted(p.name for p in folder.iterdir()) == ["raw.txt"]
+    _io.stage_links({"raw.txt": b}, folder)  # stale: replaced
+    assert link.read_text() == "b"
+    before = link.lstat().st_ino
+    _io.stage_links({"raw.txt": b}, folder)  # already right: left alone
+    assert link.lstat().st_ino == before and sorted(p.name for p in folder.iterdir()) == ["raw.txt"]
+
+
+def test_stage_lock_excludes_another_process(tmp_path):
+    """While one process prepares a stage (DGL/OGB write processed files there without a temporary
+    name), another process cannot take the lock; it can once the first releases it."""
+    import subprocess
+    import sys
+
+    from gkd_bench.datasets import _io
+
+    pytest.importorskip("fcntl")
+    folder = tmp_path / "dgl" / "planetoid-x"
+    probe = ("import fcntl, sys\n"
+             "f = open(sys.argv[1], 'a')\n"
+             "try:\n    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+             "except BlockingIOError:\n    sys.exit(3)\n")
+    lock = folder.parent / f".{folder.name}.lock"
+    with _io.stage_lock(folder) as got:
+        assert got == folder and lock.is_file()
+        assert subprocess.run([sys.executable, "-c", probe, str(lock)]).returncode == 3
+    assert subprocess.run([sys.executable, "-c", probe, str(lock)]).returncode == 0
