@@ -23,9 +23,11 @@ suite, so a record is imported only when all of these hold:
 
 ``git_sha`` comes from :func:`gkd_bench.env.checkout_commit`, which ignores changes under ``results/``.
 A record already present and byte-identical is left alone (whatever its
-provenance: it is published already); a present ``ok``
-record with other content is refused unless ``replace`` (a non-``ok`` one is
-replaced: the new run finished). Nothing is written in a dry run.
+provenance: it is published already); a present ``ok`` record with other
+content is refused unless ``replace``, except when only its search columns
+differ (the source re-tagged it for a changed grid: it is replaced); a
+non-``ok`` one is replaced (the new run finished). Nothing is written in a
+dry run.
 """
 from __future__ import annotations
 
@@ -109,6 +111,15 @@ def _identity_error(path: Path, rec: dict) -> Optional[str]:
     return None
 
 
+def _retagged(present: dict, new: dict) -> bool:
+    """The same run with other search columns only (:data:`gkd_bench.search.COLUMNS`): the source's
+    ``gkd-bench run`` re-tagged it for a changed grid (:func:`gkd_bench.search.sync_records`)."""
+    from gkd_bench.search import COLUMNS
+
+    strip = lambda r: {k: v for k, v in r.items() if k not in COLUMNS}  # noqa: E731
+    return strip(present) == strip(new)
+
+
 def planned_runs(suite: str, source: Path, datasets: Optional[Sequence[str]] = None) -> Dict[str, str]:
     """``{run_id: dataset}`` of ``suite``'s current plan over all its seeds: stage-1 runs and the stage-2
     runs that ``source``'s stage-1 records decide (as ``gkd-bench run --dry-run --results-dir SOURCE``
@@ -189,7 +200,8 @@ def import_records(source, dest, suite: str, datasets: Optional[Sequence[str]] =
             continue
         if target.is_file():
             present = read_record(target)
-            if present is not None and present.get("status") == "ok" and not replace:
+            if present is not None and present.get("status") == "ok" and not replace \
+                    and not _retagged(present, rec):
                 out.refused[rid] = "differs from the ok record already present (use --replace)"
                 continue
             out.replaced.append(rid)

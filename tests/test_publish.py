@@ -99,6 +99,30 @@ def test_present_records_are_kept_unless_replace_and_dry_run_writes_nothing(tmp_
     assert forced.replaced == [a.run_id] and read_record(record_path(dst, "hs", a.run_id))["test"] == 80.0
 
 
+def test_a_record_retagged_for_a_grown_grid_replaces_the_old_tag(tmp_path):
+    """The suite's grid gained a point: `gkd-bench run` in the source re-tags the existing records
+    (search columns only); importing them replaces the old tags without --replace. Any other difference
+    still needs --replace."""
+    from gkd_bench.search import search_columns
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    old = two_stage_suite()
+    grown = two_stage_suite({"lam": [0.3, 0.5, 0.7, 0.9]})
+    path = suite_file(tmp_path, grown)
+    before = {s.run_id: s for s in expand(old) if s.distiller["label"] == "kd"}
+    after = {s.run_id: s for s in expand(grown) if s.distiller["label"] == "kd" and s.run_id in before}
+    assert len(after) == len(before) == 6  # the same runs (config ids ignore the grid)
+    for rid, s in before.items():
+        write(dst, s)
+        write(src, s, **search_columns(after[rid].search))
+    rid = next(iter(before))
+    write(src, before[rid], test=99.0, **search_columns(after[rid].search))  # also a new score: not a retag
+    res = import_records(src, dst, path, commit_check=commits)
+    assert sorted(res.replaced) == sorted(set(before) - {rid}) and list(res.refused) == [rid]
+    for r in res.replaced:
+        assert read_record(record_path(dst, "hs", r))["search_size"] == 4
+
+
 def test_stage2_records_are_planned_only_for_the_point_the_source_selected(tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     suite = two_stage_suite()  # kd lam {0.5, 0.7, 0.9} on seeds 0-1, the selected point on seed 2
