@@ -119,7 +119,8 @@ def _kd_key(spec_json: str) -> Optional[str]:
     hp = d.get("hparams") or {}
     if d.get("name") != "kd" and not str(d.get("name", "")).startswith("kd+"):
         return None
-    return json.dumps({k: hp.get(k) for k in KD_SETTINGS}, sort_keys=True)
+    num = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v  # noqa: E731 (4 == 4.0)
+    return json.dumps({k: num(hp.get(k)) for k in KD_SETTINGS}, sort_keys=True)
 
 
 def _teacher_key(spec_json: str) -> str:
@@ -157,17 +158,20 @@ def leaderboard(runs: pd.DataFrame, include_perturbed: bool = False, search_tabl
     ok["gain_"] = [t - none.get((k, s), np.nan) for t, k, s in zip(ok["test"], ok["skey_"], ok["seed"])]
     ok["tkey_"] = ok["spec"].map(_teacher_key)
     ok["kdkey_"] = ok["spec"].map(_kd_key)
-    # the KD baseline of every row: the kd config with the row's own KD settings when the row is kd+x and such a
-    # config was run (the KD inside it), else the kd config labelled `kd` (the selected point of a searched kd)
+    # the KD baseline of every row is one kd config, paired by seed within it (a seed it lacks gives NaN): for a
+    # kd+x row the kd config with the row's own KD settings when one was run (the KD inside it), else the kd
+    # config labelled `kd` (the selected point of a searched kd); ties: the smallest config_id
     kd = ok[ok["distiller_name"] == "kd"]
-    kd = kd.assign(pref_=(kd["distiller"] != "kd").astype(int)).sort_values("pref_", kind="stable")
-    kd_any = kd.set_index(["skey_", "tkey_", "seed"])["test"]
-    kd_any = kd_any[~kd_any.index.duplicated()]
-    kd_same = kd.set_index(["skey_", "tkey_", "kdkey_", "seed"])["test"]
-    kd_same = kd_same[~kd_same.index.duplicated()]
-    same_cfg = set(zip(kd["skey_"], kd["tkey_"], kd["kdkey_"]))
-    ok["gain_kd_"] = [t - (kd_same.get((k, tk, kk, s), np.nan) if name != "kd" and (k, tk, kk) in same_cfg
-                           else kd_any.get((k, tk, s), np.nan))
+    kd = kd.assign(pref_=(kd["distiller"] != "kd").astype(int)).sort_values(["pref_", "config_id"], kind="stable")
+    default_cfg = {k: v for k, v in reversed(list(zip(zip(kd["skey_"], kd["tkey_"]), kd["config_id"])))}
+    same_cfg = {k: v for k, v in reversed(list(zip(zip(kd["skey_"], kd["tkey_"], kd["kdkey_"]), kd["config_id"])))}
+    kd_test = dict(zip(zip(kd["config_id"], kd["seed"]), kd["test"]))
+
+    def kd_baseline(k, tk, kk, name):
+        cfg = same_cfg.get((k, tk, kk)) if name != "kd" and kk is not None else None
+        return cfg or default_cfg.get((k, tk))
+
+    ok["gain_kd_"] = [t - kd_test.get((kd_baseline(k, tk, kk, name), s), np.nan)
                       for t, k, tk, kk, s, name in zip(ok["test"], ok["skey_"], ok["tkey_"], ok["kdkey_"],
                                                        ok["seed"], ok["distiller_name"])]
     ok["rel_clean_"] = relative_to_clean(ok)  # train-time runs: test / clean test at the same seed

@@ -280,7 +280,7 @@ def test_kd_plus_x_pairs_with_the_kd_run_of_its_own_kd_settings(tmp_path):
     inside kd+x), not against the selected kd point; other rows keep pairing with the row labelled `kd`."""
     suite = kd_suite()
     suite["distillers"]["kd-ref"] = {"distiller": "kd", "lam": 0.9, "T": 4.0, "kl_reduction": "elementwise"}
-    suite["distillers"]["kd+fitnet"] = {"lam": 0.9, "T": 4.0, "beta": 100.0}
+    suite["distillers"]["kd+fitnet"] = {"lam": 0.9, "T": 4, "beta": 100.0}  # T 4 and 4.0: the same KD
     suite["experiments"][1]["distiller"] = ["kd", "kd-ref", "fitnet", "kd+fitnet"]
     specs = expand(suite)
 
@@ -298,6 +298,14 @@ def test_kd_plus_x_pairs_with_the_kd_run_of_its_own_kd_settings(tmp_path):
     assert lb.loc["kd+fitnet", "gain_vs_kd"] == pytest.approx(2.0)
     # fitnet - selected kd (lam 0.7): 74 + s - (72 + 0.5 s) -> mean 2 + 0.5 * 1 = 2.5
     assert lb.loc["fitnet", "gain_vs_kd"] == pytest.approx(2.5)
+    # a seed missing from the selected kd point: that seed has no baseline (never another kd config's seed)
+    lam07_s2 = next(sp for sp in specs if sp.distiller["label"] == "kd" and sp.distiller["hparams"]["lam"] == 0.7
+                    and sp.seed == 2)
+    rec = read_record(record_path(tmp_path, "hs", lam07_s2.run_id))
+    record_path(tmp_path, "hs", lam07_s2.run_id).unlink()
+    lb = leaderboard(load_runs(tmp_path, ["hs"])).set_index("distiller")
+    assert lb.loc["fitnet", "gain_vs_kd"] == pytest.approx(2.25)  # seeds 0, 1: 2 + 0.5 s
+    write_record(record_path(tmp_path, "hs", lam07_s2.run_id), rec)
     # without the kd-ref runs, kd+fitnet falls back to the selected kd: 69 + s - (72 + 0.5 s) -> -2.5
     for sp in specs:
         if sp.distiller["label"] == "kd-ref":
