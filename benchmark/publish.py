@@ -32,6 +32,7 @@ dry run.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -45,10 +46,12 @@ from gkd_bench.records import read_record, record_path
 class ImportResult:
     """What :func:`import_records` did: run ids per outcome.
 
-    ``imported``: copied (or, in a dry run, would be); ``identical``: already present, same bytes;
-    ``refused``: ``{run_id: reason}`` for every record not imported (not ok, bad identity, provenance,
-    outside the plan, or differing from a present ok record without ``replace``); ``other_datasets``:
-    planned runs of datasets outside the ``datasets`` filter (left alone, not refused).
+    ``imported``: new here, copied (or, in a dry run, would be); ``replaced``: copied over a present record
+    (a failed run here that finished there, a record re-tagged for a grown grid, or any ``ok`` record with
+    ``replace``); ``identical``: already present, same bytes; ``refused``: ``{run_id: reason}`` for every
+    record not imported (not ok, bad identity, provenance, outside the plan, differing from a present ok
+    record without ``replace``, or a stage-2 run whose group's stage-1 records were not all importable);
+    ``other_datasets``: planned runs of datasets outside the ``datasets`` filter (left alone, not refused).
     """
 
     imported: List[str] = field(default_factory=list)
@@ -56,6 +59,9 @@ class ImportResult:
     identical: List[str] = field(default_factory=list)
     refused: Dict[str, str] = field(default_factory=dict)
     other_datasets: List[str] = field(default_factory=list)
+
+
+SHA = re.compile(r"[0-9a-f]{40}")
 
 
 def checkout_root() -> Path:
@@ -69,59 +75,75 @@ def git_commit_check(repo: Optional[Path] = None) -> Callable[[str], Optional[st
     Raises:
         RuntimeError: ``repo`` is not a git checkout (or git is missing): provenance cannot be checked.
     """
+    from gkd_bench.env import checkout_commit
+
     repo = Path(repo) if repo is not None else checkout_root()
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                              timeout=60, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as e:
-        raise RuntimeError(f"{repo} is not a git checkout (git rev-parse HEAD failed: {e}); "
-                           "record provenance cannot be checked") from None
+    head = checkout_commit(repo).removesuffix("+dirty")
+    if not SHA.fullmatch(head):
+        raise RuntimeError(f"{repo} is not a git checkout (or git did not answer): record provenance "
+                           "cannot be checked")
     known: Dict[str, Optional[str]] = {}
 
     def check(sha: str) -> Optional[str]:
-        if sha in known:
-            return known[sha]
-        r = subprocess.run(["git", "merge-base", "--is-ancestor", sha, head], cwd=repo, capture_output=True,
-                           text=True, timeout=60)
-        known[sha] = None if r.returncode == 0 else (
-            f"commit {sha[:12]} is not in this checkout's history (HEAD {head[:12]})" if r.returncode == 1
-            else f"commit {sha[:12]} is unknown to this checkout")
+        if not SHA.fullmatch(sha):  # a branch name, HEAD or a short sha would pass merge-base
+            return f"git_sha {sha!r} is not a full commit id"
+        if sha not in known:
+            try:
+                code = subprocess.run(["git", "merge-base", "--is-ancestor", sha, head], cwd=repo,
+                                      capture_output=True, text=True, timeout=60).returncode
+            except (OSError, subprocess.SubprocessError) as e:
+                return f"git could not check commit {sha[:12]} ({type(e).__name__})"  # not cached: ask again
+            known[sha] = None if code == 0 else (
+                f"commit {sha[:12]} is not in this checkout's history (HEAD {head[:12]})" if code == 1
+                else f"commit {sha[:12]} is unknown to this checkout")
         return known[sha]
 
     return check
 
 
 def _identity_error(path: Path, rec: dict) -> Optional[str]:
-    from gkd_bench.spec import config_hash
+    """Why ``rec`` (read from ``path``) is not the record of the run its spec describes, or None."""
+    from gkd_bench.spec import canonical, config_hash
 
     run_id, config_id = rec.get("run_id"), rec.get("config_id")
     if run_id != path.stem:
         return f"file name {path.name} does not match run_id {run_id!r}"
     try:
-        spec = json.loads(rec["spec"]) if isinstance(rec.get("spec"), str) else rec.get("spec")
+        spec = json.loads(rec["spec"])
         seed = int(rec["seed"])
     except (KeyError, TypeError, ValueError):
-        return "no readable spec or seed"
-    if not isinstance(spec, dict) or spec.get("seed") != seed:
-        return "spec and seed disagree"
+        return "no spec (canonical JSON text) or no seed"
+    if not isinstance(spec, dict) or rec["spec"] != canonical(spec):
+        return "spec is not canonical JSON of a run spec"
     if run_id != f"{config_id}-s{seed}":
         return f"run_id {run_id!r} is not config_id-s<seed>"
     if config_hash(spec) != config_id:
         return f"config_id {config_id} is not the hash of the record's spec ({config_hash(spec)})"
-    return None
+    try:
+        described = {"seed": spec["seed"], "suite": spec["suite"], "dataset": spec["dataset"],
+                     "setting": spec["setting"], "student": spec["student"]["label"],
+                     "distiller": spec["distiller"]["label"]}
+    except (KeyError, TypeError):
+        return "spec lacks seed, suite, dataset, setting, student or distiller"
+    wrong = sorted(k for k, v in described.items() if rec.get(k) != v)
+    return f"column(s) {', '.join(wrong)} disagree with the spec" if wrong else None
 
 
-def _retagged(present: dict, new: dict) -> bool:
-    """The same run with other search columns only (:data:`gkd_bench.search.COLUMNS`): the source's
-    ``gkd-bench run`` re-tagged it for a changed grid (:func:`gkd_bench.search.sync_records`)."""
-    from gkd_bench.search import COLUMNS
+def _retagged(present: dict, new: dict, planned) -> bool:
+    """The same run with other search columns only (:data:`gkd_bench.search.COLUMNS`), and the new ones are
+    the current plan's (``planned``: its :class:`~gkd_bench.spec.RunSpec`): the source's ``gkd-bench run``
+    re-tagged it for a changed grid (:func:`gkd_bench.search.sync_records`). ``search_seeds`` may hold more
+    seeds than the plan's (sync keeps the union)."""
+    from gkd_bench.search import COLUMNS, search_columns
 
     strip = lambda r: {k: v for k, v in r.items() if k not in COLUMNS}  # noqa: E731
-    return strip(present) == strip(new)
+    want = search_columns(getattr(planned, "search", None))
+    current = all(new.get(k) == want.get(k) for k in COLUMNS if k != "search_seeds")
+    return current and strip(present) == strip(new)
 
 
-def planned_runs(suite: str, source: Path, datasets: Optional[Sequence[str]] = None) -> Dict[str, str]:
-    """``{run_id: dataset}`` of ``suite``'s current plan over all its seeds: stage-1 runs and the stage-2
+def planned_runs(suite: str, source: Path, datasets: Optional[Sequence[str]] = None) -> dict:
+    """``{run_id: RunSpec}`` of ``suite``'s current plan over all its seeds: stage-1 runs and the stage-2
     runs that ``source``'s stage-1 records decide (as ``gkd-bench run --dry-run --results-dir SOURCE``
     lists them); ``datasets`` narrows it as ``run --dataset`` does."""
     from gkd_bench.search import is_stage2, stage2_specs
@@ -129,7 +151,7 @@ def planned_runs(suite: str, source: Path, datasets: Optional[Sequence[str]] = N
 
     specs = expand(load_suite(suite), datasets=list(datasets) if datasets else None, all_seeds=True)
     decided, _ = stage2_specs(source, specs)
-    return {s.run_id: s.dataset for s in [s for s in specs if not is_stage2(s)] + decided}
+    return {s.run_id: s for s in [s for s in specs if not is_stage2(s)] + decided}
 
 
 def import_records(source, dest, suite: str, datasets: Optional[Sequence[str]] = None, replace: bool = False,
@@ -155,6 +177,8 @@ def import_records(source, dest, suite: str, datasets: Optional[Sequence[str]] =
         RuntimeError: provenance cannot be checked (this package is not in a git checkout).
         gkd_bench.spec.SuiteError: unknown suite or dataset.
     """
+    from gkd_bench.records import atomic_replace
+    from gkd_bench.search import _stage_key, is_stage2
     from gkd_bench.spec import load_suite
 
     name = suite_name or load_suite(suite)["name"]
@@ -165,15 +189,17 @@ def import_records(source, dest, suite: str, datasets: Optional[Sequence[str]] =
     check = commit_check or git_commit_check()
     plan = planned_runs(suite, source)
     wanted = planned_runs(suite, source, datasets) if datasets else plan
-    wanted_datasets = set(wanted.values())
+    wanted_datasets = {s.dataset for s in wanted.values()}
     out = ImportResult()
+    copies = []  # (run_id, source path, target path), written once every record is decided
     for path in sorted(folder.glob("*.json")):
         rec = read_record(path)
         rid = path.stem
         if rec is None:
             out.refused[rid] = "unreadable (not a JSON object)"
             continue
-        if datasets and rid not in wanted and (rid in plan or rec.get("dataset") not in wanted_datasets):
+        if datasets and rid not in wanted and (rid in plan or ("dataset" in rec and
+                                                               rec["dataset"] not in wanted_datasets)):
             out.other_datasets.append(rid)  # outside the filter: left alone, whatever it holds
             continue
         target = record_path(dest, name, rid)
@@ -195,21 +221,30 @@ def import_records(source, dest, suite: str, datasets: Optional[Sequence[str]] =
                 reason = check(sha)
         if reason is None and rid not in plan:
             reason = "not in the suite's current plan (configuration or stage-2 selection)"
+        if reason is None and target.is_file():
+            present = read_record(target)
+            if present is not None and present.get("status") == "ok" and not replace \
+                    and not _retagged(present, rec, plan[rid]):
+                reason = "differs from the ok record already present (use --replace)"
         if reason is not None:
             out.refused[rid] = reason
             continue
-        if target.is_file():
-            present = read_record(target)
-            if present is not None and present.get("status") == "ok" and not replace \
-                    and not _retagged(present, rec):
-                out.refused[rid] = "differs from the ok record already present (use --replace)"
-                continue
-            out.replaced.append(rid)
+        (out.replaced if target.is_file() else out.imported).append(rid)
+        copies.append((rid, path, target))
+    # the source decided stage 2 from its own stage-1 records: a group with a stage-1 record that is not
+    # coming in (refused) may select another point here, so its stage-2 records wait
+    tainted = {_stage_key(plan[r]) for r in out.refused if r in plan and not is_stage2(plan[r])
+               and (plan[r].search or {}).get("tune_seeds") is not None}
+    keep = []
+    for rid, path, target in copies:
+        spec = plan[rid]
+        if is_stage2(spec) and _stage_key(spec) in tainted:
+            out.refused[rid] = "stage 2 of a search group whose stage-1 records were not all importable"
+            (out.replaced if rid in out.replaced else out.imported).remove(rid)
         else:
-            out.imported.append(rid)
-        if not dry_run:
+            keep.append((path, target))
+    if not dry_run:
+        for path, target in keep:
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.import")
-            shutil.copyfile(path, tmp)
-            tmp.replace(target)
+            atomic_replace(target, lambda tmp, src=path: shutil.copyfile(src, tmp))
     return out

@@ -5,8 +5,9 @@ import json
 import math
 import os
 import tempfile
+import uuid
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 STATUSES = ("ok", "error", "oom", "timeout", "skipped")
 
@@ -44,6 +45,22 @@ def write_record(path: Path, record: dict) -> None:
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
+
+
+def atomic_replace(path: Path, write: Callable[[Path], None]) -> None:
+    """Create ``path`` through ``write(tmp)`` on a private temporary name (``.<name>.<random>.tmp``) in the
+    same folder, then rename it into place (``os.replace``), so readers and parallel writers see the old
+    entry or the new one, never a partial one; on any failure the temporary entry is removed and the
+    error re-raised. ``write`` may make a file or a symlink at ``tmp``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
         raise
 
 

@@ -13,7 +13,6 @@ import hashlib
 import io
 import os
 import shutil
-import threading
 import urllib.request
 import zipfile
 import zlib
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from gkd_bench.data import DatasetError, GraphData, MissingDataError
+from gkd_bench.records import atomic_replace
 
 
 def data_root(root=None) -> Path:
@@ -112,11 +112,7 @@ def stage_links(sources: Dict[str, Path], folder: Path) -> Path:
         link, target = folder / fname, src.resolve()
         if link.is_symlink() and Path(os.readlink(link)) == target:
             continue
-        tmp = folder / f".{fname}.{os.getpid()}.{threading.get_ident()}.link"
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        os.symlink(target, tmp)
-        os.replace(tmp, link)
+        atomic_replace(link, lambda tmp: os.symlink(target, tmp))
     return folder
 
 
@@ -276,9 +272,7 @@ def processed_cache(path: Path, build):
             pass
     out = build()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(out, tmp)
-    os.replace(tmp, path)
+    atomic_replace(path, lambda tmp: torch.save(out, tmp))
     return out
 
 

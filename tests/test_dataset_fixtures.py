@@ -491,6 +491,11 @@ def test_stage_links_tolerates_a_worker_that_staged_the_same_link_meanwhile(tmp_
     before = link.lstat().st_ino
     _io.stage_links({"raw.txt": b}, folder)  # already right: left alone
     assert link.lstat().st_ino == before and sorted(p.name for p in folder.iterdir()) == ["raw.txt"]
+    (folder / "sub").mkdir()  # a directory where a link should go: an error, and no temporary link left
+    (folder / "sub" / "x").write_text("x")
+    with pytest.raises(OSError):
+        _io.stage_links({"sub": a}, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["raw.txt", "sub"]
 
 
 def test_stage_lock_excludes_another_process(tmp_path):

@@ -142,6 +142,67 @@ def test_stage2_records_are_planned_only_for_the_point_the_source_selected(tmp_p
     assert len(res.imported) == 7
 
 
+def test_stage2_waits_when_a_stage1_record_of_its_group_is_refused(tmp_path):
+    """The source selected its stage-2 point from its own stage-1 records; when one of them cannot come in
+    (here: run from uncommitted code), the group's stage-2 records are refused too."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    suite = two_stage_suite()
+    path = suite_file(tmp_path, suite)
+    kd = [s for s in expand(suite, all_seeds=True) if s.distiller["label"] == "kd"]
+    for s in kd:
+        if s.seed in (0, 1):
+            dirty = s.distiller["hparams"]["lam"] == 0.5 and s.seed == 0
+            write(src, s, val={0.5: 60.0, 0.7: 80.0, 0.9: 75.0}[s.distiller["hparams"]["lam"]],
+                  **({"git_sha": SHA + "+dirty"} if dirty else {}))
+    chosen = next(s for s in kd if s.seed == 2 and s.distiller["hparams"]["lam"] == 0.7)
+    write(src, chosen)
+    res = import_records(src, dst, path, commit_check=commits)
+    assert "stage-1 records were not all importable" in res.refused[chosen.run_id]
+    assert len(res.imported) == 5 and not record_path(dst, "hs", chosen.run_id).exists()
+
+
+def test_identity_checks_catch_hand_made_records(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    suite = suite_file(tmp_path, BASE)
+    a, b, c, d = expand(BASE)[:4]
+    write(src, a, spec=json.loads(fake_record(a, 1, 1)["spec"]))   # a dict, not the canonical JSON text
+    write(src, b, dataset="citeseer")                                # a column that disagrees with the spec
+    write(src, c, git_sha="HEAD")                                    # a revision name, not a commit id
+    write(src, d, git_sha=SHA[:12])                                  # a short sha
+    res = import_records(src, dst, suite, commit_check=publish_git_check(tmp_path))
+    assert "spec (canonical JSON text)" in res.refused[a.run_id]
+    assert "dataset disagree with the spec" in res.refused[b.run_id]
+    assert "is not a full commit id" in res.refused[c.run_id] and "is not a full commit id" in res.refused[d.run_id]
+    assert res.imported == []
+
+
+def publish_git_check(tmp_path):
+    """The real git check against a scratch repository with one commit (SHA-like ids are unknown to it)."""
+    import subprocess
+
+    from gkd_bench.publish import git_commit_check
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (repo / "f").write_text("x")
+    run("add", ".")
+    run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "c")
+    return git_commit_check(repo)
+
+
+def test_the_git_check_accepts_ancestors_of_head_only(tmp_path):
+    import subprocess
+
+    check = publish_git_check(tmp_path)
+    repo = tmp_path / "repo"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert check(head) is None
+    assert "unknown to this checkout" in check(SHA)
+    assert "not a full commit id" in check("HEAD")
+
+
 def test_dataset_filter_leaves_other_datasets_alone(tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     suite = copy.deepcopy(BASE)
@@ -150,10 +211,19 @@ def test_dataset_filter_leaves_other_datasets_alone(tmp_path):
     specs = expand(suite)
     for s in specs:
         write(src, s)
+    import dataclasses
+    unplanned = dataclasses.replace(next(s for s in specs if s.dataset == "citeseer"), seed=7)
+    write(src, unplanned)  # citeseer, but not a run of the suite: refused, not "another dataset"
+    nameless = specs[-1]
+    write(src, nameless, dataset=None)
+    rec = read_record(record_path(src, "hs", nameless.run_id))
+    rec.pop("dataset")
+    write_record(record_path(src, "hs", nameless.run_id), rec)
     res = import_records(src, dst, path, datasets=["citeseer"], commit_check=commits)
-    assert {s.run_id for s in specs if s.dataset == "citeseer"} == set(res.imported)
+    assert {s.run_id for s in specs if s.dataset == "citeseer"} - {nameless.run_id} == set(res.imported)
     assert {s.run_id for s in specs if s.dataset == "cora"} == set(res.other_datasets)
-    assert res.refused == {}
+    assert "not in the suite's current plan" in res.refused[unplanned.run_id]
+    assert "dataset disagree with the spec" in res.refused[nameless.run_id] and len(res.refused) == 2
 
 
 def test_cli_import_summarises_and_fails_clearly(tmp_path, monkeypatch):
