@@ -152,8 +152,9 @@ def run(run_all, suite, dataset, teacher, student, distiller, setting, seeds, se
         return
     from gkd_bench.executors import make_executor
 
-    # grid points equal to configurations run before: their records are reused, tagged with the search
-    sync_records(results_dir, specs)
+    # grid points equal to configurations run before: their records are reused, tagged with the search;
+    # every seed's record (stage-2 seeds too), so a grown grid leaves no record tagged with the old one
+    sync_records(results_dir, all_specs)
     runner = Runner(results_dir, data_root=data_dir, cache_dir=cache_dir, rerun=rerun, fail_fast=fail_fast,
                     timing=not no_timing)
     counts, ex = {}, make_executor(executor, address, cpus_per_task, max_retries)

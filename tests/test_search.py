@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from gkd_bench.records import read_record, record_path, write_record
@@ -443,6 +444,31 @@ def test_stage2_runs_the_point_selected_on_the_search_seeds(tmp_path):
     write_report(tmp_path, "hs")
     md = (tmp_path / "hs" / "LEADERBOARD.md").read_text()
     assert "| 3/3 " in md and "| 2/2 " in md and "sel (provisional)" not in md
+
+
+def test_a_grown_grid_retags_every_seed_of_the_old_points(tmp_path):
+    """`gkd-bench run` after a grid grows: the new point wins stage 1, and the old winner's stage-2 records
+    (no longer planned) are re-tagged with the new grid too, so no group of the old grid is left in the
+    search table (they showed as a second, provisional group)."""
+    from gkd_bench.cli import main
+
+    old = two_stage_suite()
+    every_old = expand(old, all_seeds=True)
+    write_all(tmp_path, [s for s in every_old if not is_stage2(s)], stage_scores)
+    decided, _ = stage2_specs(tmp_path, every_old)
+    write_all(tmp_path, decided, stage_scores)  # lam 0.7 on seed 2, tagged with the old grid
+    grown = two_stage_suite({"lam": [0.3, 0.5, 0.7, 0.9]})
+    path = tmp_path / "hs.yaml"
+    path.write_text(yaml.safe_dump(grown))
+    new = [s for s in expand(grown, all_seeds=True) if s.distiller["label"] == "kd"
+           and s.distiller["hparams"]["lam"] == 0.3]
+    write_all(tmp_path, new, lambda s: (99.0, 50.0))  # the new point wins, all three seeds recorded
+    r = CliRunner().invoke(main, ["run", "--suite", str(path), "--results-dir", str(tmp_path), "--no-timing"])
+    assert r.exit_code == 0 and "ok" not in r.output.split("runs (")[-1], r.output  # nothing trained
+    grid = pd.read_csv(tmp_path / "hs" / "search.csv")
+    assert set(grid["search_size"]) == {4} and len(grid) == 4, grid
+    assert grid.set_index("search_label").loc["kd[lam=0.7]", "n"] == 3
+    assert read_record(record_path(tmp_path, "hs", decided[0].run_id))["search_size"] == 4
 
 
 @pytest.mark.parametrize("status", ["missing", "error", "skipped"])
