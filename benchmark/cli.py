@@ -166,8 +166,7 @@ def run(run_all, suite, dataset, teacher, student, distiller, setting, seeds, se
                     click.echo(f"stage 2: {len({s.search['group'] for s in pending})} search group(s) wait for "
                                f"an incomplete stage 1 (see the provisional selections in the report)", err=True)
                 if not specs:
-                    break
-                sync_records(results_dir, specs)
+                    break  # (their records, if any, were re-tagged with all_specs above)
             got = runner.run(specs, progress=sys.stderr.isatty() or True, executor=ex)
             for k, v in got.items():
                 counts[k] = counts.get(k, 0) + v

@@ -33,19 +33,20 @@ def write_record(path: Path, record: dict) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise OSError(f"cannot write records into {path.parent}: {e.strerror or e}") from e
-    try:
-        with os.fdopen(fd, "w") as f:
+
+    def write(tmp: Path) -> None:
+        try:
+            f = open(tmp, "x")
+        except OSError as e:
+            raise OSError(f"cannot write records into {path.parent}: {e.strerror or e}") from e
+        with f:
             json.dump({k: _clean(v) for k, v in record.items()}, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_replace(path, write)
 
 
 def atomic_replace(path: Path, write: Callable[[Path], None]) -> None:

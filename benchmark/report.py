@@ -163,8 +163,8 @@ def leaderboard(runs: pd.DataFrame, include_perturbed: bool = False, search_tabl
     # config labelled `kd` (the selected point of a searched kd); ties: the smallest config_id
     kd = ok[ok["distiller_name"] == "kd"]
     kd = kd.assign(pref_=(kd["distiller"] != "kd").astype(int)).sort_values(["pref_", "config_id"], kind="stable")
-    default_cfg = {k: v for k, v in reversed(list(zip(zip(kd["skey_"], kd["tkey_"]), kd["config_id"])))}
-    same_cfg = {k: v for k, v in reversed(list(zip(zip(kd["skey_"], kd["tkey_"], kd["kdkey_"]), kd["config_id"])))}
+    first = lambda keys: kd.drop_duplicates(keys).set_index(keys)["config_id"].to_dict()  # noqa: E731
+    default_cfg, same_cfg = first(["skey_", "tkey_"]), first(["skey_", "tkey_", "kdkey_"])
     kd_test = dict(zip(zip(kd["config_id"], kd["seed"]), kd["test"]))
 
     def kd_baseline(k, tk, kk, name):

@@ -11,9 +11,7 @@ from __future__ import annotations
 import collections
 import datetime as _dt
 import functools
-import os
 import random
-import tempfile
 import traceback
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -30,7 +28,7 @@ from gkd_bench.fit import FitResult, TrainConfig, eval_batch_size, fit, predict,
 from gkd_bench.metrics import score
 from gkd_bench.methods._common import count_parameters
 from gkd_bench.methods._distiller import StudentEnsemble
-from gkd_bench.records import ensure_writable, is_done, record_path, write_record
+from gkd_bench.records import atomic_replace, ensure_writable, is_done, record_path, write_record
 from gkd_bench.registry import DATASETS, DISTILLERS, MODELS
 from gkd_bench.spec import RunSpec, canonical
 from gkd_bench.perturb import apply_perturbation
@@ -225,15 +223,8 @@ class Runner:
         same teacher) never leave a partial file; the last rename wins, with equal content."""
         path = self.teacher_cache_path(tspec, data)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({"state_dict": model.state_dict(), "metrics": metrics, "spec": tspec.to_dict()}, f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        entry = {"state_dict": model.state_dict(), "metrics": metrics, "spec": tspec.to_dict()}
+        atomic_replace(path, lambda tmp: torch.save(entry, tmp))
 
     # ---------------------------------------------------------------- train
     def _train(self, spec: RunSpec, data: GraphData, view: GraphData,
