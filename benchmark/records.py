@@ -31,22 +31,18 @@ def write_record(path: Path, record: dict) -> None:
         OSError: the folder cannot be created or written (message names it).
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OSError(f"cannot write records into {path.parent}: {e.strerror or e}") from e
 
     def write(tmp: Path) -> None:
-        try:
-            f = open(tmp, "x")
-        except OSError as e:
-            raise OSError(f"cannot write records into {path.parent}: {e.strerror or e}") from e
-        with f:
+        with open(tmp, "x") as f:
             json.dump({k: _clean(v) for k, v in record.items()}, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
 
-    atomic_replace(path, write)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_replace(path, write)
+    except OSError as e:
+        raise OSError(f"cannot write records into {path.parent}: {e.strerror or e}") from e
 
 
 def atomic_replace(path: Path, write: Callable[[Path], None]) -> None:
