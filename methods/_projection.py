@@ -208,6 +208,31 @@ class RepresentationDistiller(Distiller):
             return fn(hs, ht)
         return torch.stack([fn(hs[s], ht[s]) for s in segs]).mean()
 
+    def sampled_aux(self, batch: Batch, student_out: ModelOutput, teacher_out: ModelOutput, max_samples: int,
+                    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``fn`` on M = min(n, ``max_samples``) KD nodes drawn without replacement (:meth:`sample`),
+        after projection (the heads see every KD node, as the G-CRD reference: project, then sample),
+        per graph of a multi-graph batch (:meth:`per_graph`). GSP's kernel matrix and G-CRD's
+        negatives compare the M sampled nodes with each other.
+
+        Shapes: ``fn`` takes ``[M, p]``, ``[M, p]`` and returns a scalar; so does this method.
+        """
+        def on_sample(hs: torch.Tensor, ht: torch.Tensor) -> torch.Tensor:
+            idx = self.sample(hs.shape[0], max_samples)
+            if idx is not None:
+                hs, ht = hs[idx], ht[idx]
+            return fn(hs, ht)
+
+        hs, ht = self.representations(batch, student_out, teacher_out, project=True)
+        return self.per_graph(batch, hs, ht, on_sample)
+
+    @staticmethod
+    def check_max_samples(max_samples: int) -> int:
+        """``int(max_samples)``. Raises: ValueError: fewer than 2 (a set term needs a pair of nodes)."""
+        if int(max_samples) < 2:
+            raise ValueError(f"max_samples must be >= 2, got {max_samples}")
+        return int(max_samples)
+
     def aux_loss(self, batch: Batch, student_out: ModelOutput, teacher_out: ModelOutput) -> torch.Tensor:
         raise NotImplementedError
 

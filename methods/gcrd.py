@@ -123,18 +123,11 @@ class GCRD(RepresentationDistiller):
         super().__init__(beta, student_layer, teacher_layer, proj_dim, None, kd_nodes)
         if float(tau) <= 0:
             raise ValueError(f"tau must be positive, got {tau}")
-        if int(max_samples) < 2:
-            raise ValueError(f"max_samples must be >= 2, got {max_samples}")
         if int(chunk_size) < 0:
             raise ValueError(f"chunk_size must be >= 0 (0 = no chunking), got {chunk_size}")
-        self.tau, self.max_samples, self.chunk_size = float(tau), int(max_samples), int(chunk_size)
+        self.tau, self.max_samples = float(tau), self.check_max_samples(max_samples)
+        self.chunk_size = int(chunk_size)
 
     def aux_loss(self, batch, student_out, teacher_out):
-        hs, ht = self.representations(batch, student_out, teacher_out, project=True)
-        return self.per_graph(batch, hs, ht, self._sampled_loss)
-
-    def _sampled_loss(self, hs, ht):
-        idx = self.sample(hs.shape[0], self.max_samples)
-        if idx is not None:
-            hs, ht = hs[idx], ht[idx]
-        return gcrd_loss(hs, ht, self.tau, self.chunk_size)
+        return self.sampled_aux(batch, student_out, teacher_out, self.max_samples,
+                                lambda hs, ht: gcrd_loss(hs, ht, self.tau, self.chunk_size))

@@ -87,16 +87,8 @@ class GSP(RepresentationDistiller):
         super().__init__(beta, student_layer, teacher_layer, proj_dim, None, kd_nodes)
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
-        if int(max_samples) < 2:
-            raise ValueError(f"max_samples must be >= 2, got {max_samples}")
-        self.kernel, self.max_samples = kernel, int(max_samples)
+        self.kernel, self.max_samples = kernel, self.check_max_samples(max_samples)
 
     def aux_loss(self, batch, student_out, teacher_out):
-        hs, ht = self.representations(batch, student_out, teacher_out, project=True)
-        return self.per_graph(batch, hs, ht, self._sampled_loss)
-
-    def _sampled_loss(self, hs, ht):
-        idx = self.sample(hs.shape[0], self.max_samples)
-        if idx is not None:
-            hs, ht = hs[idx], ht[idx]
-        return gsp_loss(hs, ht, self.kernel)
+        return self.sampled_aux(batch, student_out, teacher_out, self.max_samples,
+                                lambda hs, ht: gsp_loss(hs, ht, self.kernel))

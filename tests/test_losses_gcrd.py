@@ -358,6 +358,34 @@ def test_layer_pair_setting_and_errors():
         DISTILLERS.get("lsp")().setup(data, one_layer, t_out)
 
 
+@pytest.mark.parametrize("name", ["gsp", "gcrd", "kd+gsp", "kd+gcrd"])
+def test_sampled_term_is_the_loss_on_the_drawn_nodes(name):
+    data = _tiny(4)
+    torch.manual_seed(0)
+    teacher = MODELS.get("gcn")(in_dim=6, num_classes=3, hidden=5)
+    student = MODELS.get("gcn")(in_dim=6, num_classes=3, hidden=5)
+    t_out = teacher(data.graph, data.x).detach()
+    s_out = student(data.graph, data.x)
+    batch = Batch(data.graph, data.x, data.y, data.splits["train"], torch.arange(data.num_nodes))
+    d = DISTILLERS.get(name)(max_samples=7, proj_dim=0)
+    d.setup(data, student, t_out)
+    d.reset_generator(11)
+    got = d.aux_loss(batch, s_out, t_out)
+    idx = torch.randperm(data.num_nodes, generator=torch.Generator().manual_seed(11))[:7]
+    hs, ht = s_out.hidden[-1][idx], t_out.hidden[-1][idx]
+    want = gsp_loss(hs, ht, "cosine") if "gsp" in name else gcrd_loss(hs, ht, d.tau, d.chunk_size)
+    assert torch.allclose(got, want)
+    # M >= n: every node, no sampling
+    d_all = DISTILLERS.get(name)(max_samples=data.num_nodes, proj_dim=0)
+    d_all.setup(data, student, t_out)
+    full = d_all.aux_loss(batch, s_out, t_out)
+    h_s, h_t = s_out.hidden[-1], t_out.hidden[-1]
+    want_full = gsp_loss(h_s, h_t, "cosine") if "gsp" in name else gcrd_loss(h_s, h_t, d.tau, d.chunk_size)
+    assert torch.allclose(full, want_full)
+    with pytest.raises(ValueError, match="max_samples must be >= 2, got 1"):
+        DISTILLERS.get(name)(max_samples=1)
+
+
 @pytest.mark.parametrize("name", ["gsp", "gcrd"])
 def test_node_sampling_is_seeded_by_the_global_rng(name):
     data = _tiny(3)
