@@ -72,7 +72,9 @@ DEFINITIONS = {
     "perturbation seeds": "drawn from (dataset, split, kind, level, seed), separate from the model seed: every "
                           "method sees the same perturbed data at a given seed and level",
     "latency_online10_ms": "online@10: median end-to-end latency to predict 10 random test nodes from the full "
-                           "graph and features (GNN: k-hop in-neighbourhood extraction + forward; MLP: gathering "
+                           "graph and features (GNN: k-hop in-neighbourhood extraction + forward, k = layers, + 1 for GCN, whose "
+                           "symmetric normalisation needs the full degrees of its outermost sources, so a GCN can be "
+                           "slower online than a GAT of as many layers; MLP: gathering "
                            "10 feature rows + forward), torch.utils.benchmark, this hardware; model-only times, "
                            "p90, online@1 / @1024 and peak memory (mem_*_mb) are in the CSV files",
     "teacher_latency_online10_ms / speedup_online10": "the teacher's online@10 latency (full neighbourhood) and "
