@@ -103,7 +103,10 @@ def local_structure(graph, h: torch.Tensor, scale: float = 100.0) -> torch.Tenso
     """DistillGCN local structure: ``S_ij = softmax_{j -> i}(exp(-||h_i - h_j||_1 / scale))``.
 
     Args:
-        graph: DGL graph with N nodes and E edges (as given: no self-loops added).
+        graph: DGL graph with N nodes and E edges, as the dataset stores it (no self-loops added or
+            removed, as the reference uses its PPI graphs): planetoid graphs have none, CPF-protocol
+            graphs (coauthor-cs, amazon-*) store ``A + I``, so there ``S_i`` also weighs ``i`` itself
+            (``e_ii = 1``, the largest kernel value).
         h: node representations ``[N, d]``.
         scale: the kernel's length scale (DistillGCN and Alignahead: 100). When
             neighbour L1 distances are much smaller than ``scale`` every
