@@ -63,8 +63,12 @@ def lsp_loss(h_s: torch.Tensor, h_t: torch.Tensor, src: torch.Tensor, dst: torch
     return kl / (src.numel() if reduction == "edge" else max(int(num_nodes), 1))
 
 
-def induced_edges(graph, nodes: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def induced_edges(graph, nodes: torch.Tensor, self_loops: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """Edges of ``graph`` with both end points in ``nodes``, relabelled to positions in ``nodes``.
+
+    Self-loops ``i -> i`` are left out unless ``self_loops``: LSP's softmax runs over the neighbours
+    ``j in N(i)`` of each node (METHODS.md "lsp"; the G-CRD reference graph, ogbn-arxiv made symmetric,
+    has none), while graphs as stored may carry them (CPF graphs are ``A + I``; DGL's citeseer has 124).
 
     Returns:
         ``(src, dst)`` int64 ``[E']`` with values in ``[0, len(nodes))``.
@@ -74,6 +78,8 @@ def induced_edges(graph, nodes: torch.Tensor) -> Tuple[torch.Tensor, torch.Tenso
     local[nodes] = torch.arange(len(nodes), device=src.device)
     s, d = local[src.long()], local[dst.long()]
     keep = (s >= 0) & (d >= 0)
+    if not self_loops:
+        keep &= src != dst
     return s[keep], d[keep]
 
 
@@ -85,8 +91,9 @@ class LSP(RepresentationDistiller):
     ``reduction=edge``, raw representations; ``arxiv_pyg/criterion.py``
     ``lpw_criterion``, beta 100) and the original DistillGCN
     (``kernel=distillgcn``, ``reduction=node``). Edges are the graph's as
-    stored (no self-loops added); the softmax of edge ``j -> i`` runs over
-    i's incoming edges. On a multi-graph batch (``dgl.batch`` of several
+    stored less its self-loops (:func:`induced_edges`: the neighbourhood
+    ``N(i)`` leaves ``i`` out); the softmax of edge ``j -> i`` runs over
+    i's other incoming edges. On a multi-graph batch (``dgl.batch`` of several
     graphs) the edges are the batch graph's own, which never join two graphs,
     so every neighbourhood lies in one graph; the reduction runs over all
     edges (nodes) of the batch.

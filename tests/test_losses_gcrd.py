@@ -172,6 +172,39 @@ def test_induced_edges_relabels_to_kd_positions():
     assert sorted(zip(s.tolist(), d.tolist())) == [(0, 1), (1, 2)]   # edges 3->0 and 0->1 survive
 
 
+def test_induced_edges_leave_out_self_loops_unless_asked():
+    import dgl
+
+    g = dgl.graph((torch.tensor([0, 1, 1, 2, 3]), torch.tensor([1, 1, 2, 2, 0])), num_nodes=4)
+    s, d = induced_edges(g, torch.tensor([0, 1, 2]))
+    assert sorted(zip(s.tolist(), d.tolist())) == [(0, 1), (1, 2)]
+    s, d = induced_edges(g, torch.tensor([0, 1, 2]), self_loops=True)
+    assert sorted(zip(s.tolist(), d.tolist())) == [(0, 1), (1, 1), (1, 2), (2, 2)]
+
+
+def test_lsp_distiller_ignores_self_loops_of_the_stored_graph():
+    """A + I (the CPF graphs) gives the same LSP term as A: N(i) leaves i out (METHODS.md)."""
+    import dgl
+    from types import SimpleNamespace
+
+    from gkd_bench.data import ModelOutput
+    from gkd_bench.registry import DISTILLERS
+
+    src, dst = torch.tensor([0, 1, 1, 2, 2, 3]), torch.tensor([1, 0, 2, 1, 3, 2])
+    plain = dgl.graph((src, dst), num_nodes=4)
+    looped = dgl.add_self_loop(plain)
+    hs, ht = _fixed(4, 3, 1), _fixed(4, 5, 2)
+    dist = DISTILLERS.get("lsp")(beta=1.0)
+    out_s, out_t = ModelOutput(hs, (hs,)), ModelOutput(ht, (ht,))
+    idx = torch.arange(4)
+    terms = [dist.aux_loss(SimpleNamespace(graph=g, kd_idx=idx), out_s, out_t) for g in (plain, looped)]
+    want = lsp_loss(hs, ht, src, dst, 4)
+    assert float(terms[0]) == pytest.approx(float(want), rel=1e-6)
+    assert float(terms[1]) == pytest.approx(float(want), rel=1e-6)
+    with_loops = lsp_loss(hs, ht, *looped.edges(), 4)  # what counting i in N(i) would give: different
+    assert abs(float(with_loops) - float(want)) > 1e-4
+
+
 # -------------------------------------------------------------------- gsp
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_gsp_golden_kernel_mse_over_all_pairs(kernel):
