@@ -11,9 +11,9 @@ with two-stage distillation (Chen et al., arXiv 2210.09609 v1). METHODS.md "SA-M
   ``unseen="predictor"``) and trains ``g`` on the observed nodes with
   ``mse_weight * MSE(target, pred) + stage2_kd_weight * T^2 KL(p_t || p_s^g)[kd nodes]``
   where ``p_s^g`` is the student's output with ``g(x_i)`` in place of ``W_A a_i``
-  for every node. ``target="pre"``: ``pred = g(x_i)``, target the stage-1
-  ``W_A a_i`` (no dead-ReLU gradients); ``target="post"``: ``pred = ReLU(g(x_i) + b_A)``,
-  target the stage-1 ``H_A`` (METHODS.md's literal wording). Targets are
+  for every node. ``target="post"`` (the default, METHODS.md's wording): ``pred = ReLU(g(x_i) + b_A)``,
+  target the stage-1 ``H_A``; ``target="pre"``: ``pred = g(x_i)``, target the stage-1
+  ``W_A a_i`` (no dead-ReLU gradients; what the published ``sa-mlp`` suite ran). Targets are
   computed once in eval mode (no dropout). Stage 2 has its own early stopping
   on the validation score of the ``g`` path (validation nodes treated as
   unseen), through the same :func:`gkd_bench.fit.fit` loop, called from
@@ -67,7 +67,7 @@ class SAMLPInd(SAMLPSMKD):
     def __init__(self, lam: float = 0.5, T: float = 1.0, kl_reduction: str = "batchmean", kd_nodes: str = "all",
                  alpha: float = 1.0, gamma: float = 0.0, mix: str = "structure", pairs: int = 0,
                  stage2_epochs: int = 0, stage2_lr: float = 0.0, mse_weight: float = 1.0,
-                 stage2_kd_weight: float = 1.0, target: str = "pre"):
+                 stage2_kd_weight: float = 1.0, target: str = "post"):
         super().__init__(lam, T, kl_reduction, kd_nodes, alpha, gamma, mix, pairs)
         if target not in TARGETS:
             raise ValueError(f"sa_mlp_ind: target must be one of {TARGETS}, got {target!r}")

@@ -347,6 +347,47 @@ def test_stage_two_backward_reaches_only_the_predictor(monkeypatch):
     assert all(p.requires_grad for p in model.parameters())
 
 
+@pytest.mark.parametrize("target", ["post", "pre"])
+def test_stage_two_regresses_the_stage_one_structure_encoding(monkeypatch, target):
+    """``post`` (METHODS.md): ReLU(g(x) + b_A) regresses H_A = ReLU(W_A a + b_A); ``pre``: g(x) regresses
+    W_A a. Both against an independent dense computation with the restored stage-1 weights."""
+    data = make_inductive(synthetic_data(n=80), seed=2, fraction=0.3)
+    view = data.training_view()
+    torch.manual_seed(0)
+    model = build_model({"model": "sa_mlp", "hparams": {"hidden": 8, "unseen": "predictor"}}, data)
+    dist = SAMLPInd(lam=0.5, stage2_epochs=1, target=target)
+    assert SAMLPInd().target == "post"  # the registry default follows METHODS.md
+    tout = teacher_logits(view)
+    dist.setup(view, model, tout)
+    src, dst = view.graph.edges()
+    a = dense_adjacency(view.num_nodes, src, dst)
+    seen = {}
+    orig_fit, orig_step = SAMLPInd.after_fit, _Stage2.train_step
+
+    def spy_after_fit(self, student, *args):
+        pre = a @ student.struct_weight.detach()
+        seen["want_target"] = pre if target == "pre" else (pre + student.struct_bias.detach()).relu()
+        return orig_fit(self, student, *args)
+
+    def spy_step(self, batch, student, optimizer, teacher_out):
+        with torch.no_grad():
+            g = student.predictor(batch.x)
+            pred = g if target == "pre" else (g + student.struct_bias).relu()
+            seen.setdefault("want_mse", float(F.mse_loss(pred, seen["want_target"])))
+            seen.setdefault("target", self.target.clone())
+        out = orig_step(self, batch, student, optimizer, teacher_out)
+        seen.setdefault("mse", out["mse"])
+        return out
+
+    monkeypatch.setattr(SAMLPInd, "after_fit", spy_after_fit)
+    monkeypatch.setattr(_Stage2, "train_step", spy_step)
+    fit(model, dist, view, tout, TrainConfig(epochs=3, patience=5))
+    torch.testing.assert_close(seen["target"], seen["want_target"], rtol=1e-5, atol=1e-6)
+    assert seen["mse"] == pytest.approx(seen["want_mse"], rel=1e-5)
+    if target == "post":
+        assert (seen["target"] >= 0).all() and (seen["target"] == 0).any()  # post-ReLU: dead units are 0
+
+
 # ----------------------------------------------------------------------------- suites
 def test_suites_expand():
     glnn = expand(load_suite("glnn"))
