@@ -67,6 +67,12 @@ def _gain(row) -> str:
     return f"{g:+.2f}" + (" ~" if bool(row.get("gain_within_std")) else "")
 
 
+def _clean_rows(lb: pd.DataFrame) -> pd.DataFrame:
+    """The rows of models trained on clean data: a leaderboard made with ``include_perturbed=True`` also
+    holds train-time robustness configs (``perturbation_kind`` set), which no claim compares."""
+    return lb[lb["perturbation_kind"].isna()] if "perturbation_kind" in lb else lb
+
+
 def alignahead_claims(lb: pd.DataFrame) -> str:
     """Markdown section: per dataset, the student alone and every Alignahead variant by K, and the
     papers' two claims checked in plain words.
@@ -88,6 +94,7 @@ def alignahead_claims(lb: pd.DataFrame) -> str:
     grows strictly from each K to the next (K = 1 is the student alone, gain
     0). Differences within one std of the paired differences are called so.
     """
+    lb = _clean_rows(lb)
     if lb.empty or "distiller_name" not in lb or not lb["distiller_name"].isin(ONLINE).any():
         return ""
     out = ["## Alignahead claims\n",
@@ -228,6 +235,7 @@ def sa_mlp_claims(lb: pd.DataFrame, side_by_side: Optional[pd.DataFrame] = None)
     teacher's online@10 latency over the row's, measured back to back in the distilled run
     (``speedup_online10``), or from the two rows' means for the MLP.
     """
+    lb = _clean_rows(lb)
     if lb.empty or "distiller_name" not in lb or not lb["distiller_name"].isin(SA_MLP_DISTILLERS).any():
         return ""
     out = ["## SA-MLP claims\n",

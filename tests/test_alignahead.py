@@ -345,3 +345,7 @@ def test_claims_in_plain_words():
     # the table holds the alone row and the six online rows, numbers kept as 2-decimal text
     assert "| alone" in md and md.count("| Alignahead ") == 3 and "| 82.00 ± 1.00" in md
     assert alignahead_claims(lb[lb["distiller_name"] == "none"]) == ""
+    # a train-time perturbed `none` row (leaderboard(include_perturbed=True)) is never the student alone
+    noisy = {**_lb_row("none", "none", 50.0), "perturbation_kind": "train_noise"}
+    mixed = pd.concat([pd.DataFrame([noisy]), lb.assign(perturbation_kind=None)], ignore_index=True)
+    assert alignahead_claims(mixed) == md

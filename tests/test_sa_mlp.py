@@ -469,6 +469,12 @@ def test_sa_mlp_claims_in_plain_words():
                     ["sage", "SA-MLP", "sa_mlp", "1,000", "0.250", "20.0x", "10"],
                     ["sage", "SA-MLP+SMKD", "sa_mlp", "1,000", "0.150", "33.3x", "10"]]
     assert sa_mlp_claims(lb[lb["distiller_name"].isin(["none", "kd"])]) == ""
+    # train-time perturbed rows (leaderboard(include_perturbed=True)) are never a claim's teacher or MLP
+    noisy = [{**_claims_row("transductive", "-", "sage", "none", 40.0, lat=5.0), "perturbation_kind": "train_noise"},
+             {**_claims_row("transductive", "-", "mlp", "none", 30.0, lat=0.1, free=True),
+              "perturbation_kind": "train_noise"}]
+    mixed = pd.concat([pd.DataFrame(noisy), lb.assign(perturbation_kind=None)], ignore_index=True)
+    assert sa_mlp_claims(mixed) == md
 
 
 def test_sa_mlp_claim_2_uses_side_by_side_latency():
