@@ -52,10 +52,11 @@ DEFINITIONS = {
                                 "validation nodes (G-CRD analysis)",
     "latency_full_ms": "median full-graph forward pass (all nodes), eval mode, torch.utils.benchmark, this hardware; "
                        "median over seeds. Runs timed in different processes on the same workload (hardware, "
-                       "threads, data, split, seed, teacher and student specs and sizes) all take the least "
-                       "disturbed measurement of it, the one with the smallest sum of median latencies (other load "
-                       "on the machine only slows a measurement down); every latency, speedup and memory column "
-                       "comes from that one measurement",
+                       "threads, versions, data, split, seed, teacher and student specs and sizes, latency "
+                       "settings, batching) all take the least disturbed measurement of it, the one with the "
+                       "smallest sum of log median latencies (other load on the machine only slows a "
+                       "measurement down); every latency, speedup and memory column comes from that one "
+                       "measurement",
     "speedup_full": "teacher latency / student latency, measured in the same process on the same input",
     "params": "number of scalar parameters",
     "robust_summary_feat": "test-time Gaussian feature noise X' = (1-a)X + a*N(0,1) on the model trained clean: "
@@ -99,21 +100,23 @@ def _per_hw(col: str) -> bool:
     return "latency" in col or "speedup" in col or col.startswith(("mem_", "teacher_mem_"))
 
 
-#: the end-to-end median latencies whose sum ranks measurements of one workload (:func:`least_disturbed_timings`)
+#: the end-to-end median latencies that rank measurements of one workload (:func:`least_disturbed_timings`)
 _E2E_LATENCY = re.compile(r"(teacher_)?latency_(full|online\d+(_sampled)?)_ms")
 
 
 def _timing_key(row) -> Optional[str]:
     """What a run's latency columns measured (the key of :meth:`gkd_bench.runner.Runner.latency`, rebuilt from
-    the record): hardware id, device, thread count, dataset version, options, protocol, setting, seed (which
-    draws the online nodes and the split), the teacher and student specs, the latency settings, and the
-    teacher's and student's parameter counts (standing in for the module trees, which records do not keep).
-    ``None`` for a run without latency columns."""
+    the record): hardware id, device, thread count, torch and DGL versions, dataset version, options,
+    protocol, setting, seed (which draws the online nodes and the split), the teacher and student specs, the
+    latency settings, full-batch or mini-batch evaluation (mini-batch runs leave out the whole-graph
+    scenario), and the teacher's and student's parameter counts (standing in for the module trees, which
+    records do not keep). ``None`` for a record without a spec."""
     spec = json.loads(row["spec"]) if isinstance(row.get("spec"), str) else None
     if spec is None:
         return None
     num = lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else int(v)  # noqa: E731
     return json.dumps([row.get("hw_id"), row.get("device"), num(row.get("latency_threads")),
+                       row.get("torch_version"), row.get("dgl_version"), row.get("batching"),
                        row.get("dataset_version"), spec.get("dataset"), spec.get("dataset_options"),
                        spec.get("protocol"), spec.get("setting"), spec.get("seed"), spec.get("student"),
                        spec.get("teacher"), (spec.get("evaluation") or {}).get("latency"),
@@ -125,41 +128,54 @@ def least_disturbed_timings(ok: pd.DataFrame) -> pd.DataFrame:
 
     Inference time depends on the architectures and the input, not on the trained weights or the
     distiller (:mod:`gkd_bench.timing`). Runs that share a workload (:func:`_timing_key`) but were timed in
-    different processes (``timing_run_id``) hold different numbers only because of other load on the
-    machine at the time (a sweep beside them, a test run), which can only slow a measurement down; on the
+    different processes (``timing_run_id``) hold different numbers mostly because of other load on the
+    machine at the time (a sweep beside them, a test run), which only slows a measurement down; on the
     2-core machine of the published sweeps the GAT teacher's full-graph latency on the same input ranged
     from 3.4 to 35.5 ms on cora. Each run therefore takes every hardware-dependent column (latencies,
     speedups, peak memory, ``timing_run_id``) from the one measurement of its workload with the smallest
-    sum of end-to-end median latencies (teacher and student, every scenario), as ``timeit`` advises for
-    timings under interference. Teacher and student values of that measurement were taken back to back in
-    one process, so its speedups stay paired. Runs without latency columns are left as they are.
+    sum of log end-to-end median latencies (teacher and student, each scenario that every measurement of
+    the workload has; logs, so that a slow full-graph teacher time does not outweigh the student's online
+    times), as ``timeit`` advises for timings under interference. Teacher and student values of that
+    measurement were taken back to back in one process, so its speedups stay paired. Runs without latency
+    columns are left as they are. Measurements by different versions of the inference code are pooled too
+    (records keep the git sha, not what changed): a later speed-up shows for earlier runs of the workload.
 
     Args:
         ok: one row per record (``spec``, ``hw_id``, the latency columns, ``timing_run_id``).
     Returns:
-        ``ok`` with those columns replaced where a workload has more than one measurement.
+        a copy of ``ok`` with those columns replaced where a workload has more than one measurement.
     """
+    ok = ok.copy()
     score_cols = [c for c in ok.columns if _E2E_LATENCY.fullmatch(c)]
     if not score_cols or "spec" not in ok:
         return ok
-    scores = ok[score_cols].apply(pd.to_numeric, errors="coerce")
-    timed = scores.notna().any(axis=1)
+    logs = np.log(ok[score_cols].apply(pd.to_numeric, errors="coerce").clip(lower=1e-9)).to_numpy()
+    timed = ~np.isnan(logs).all(axis=1)
     if timed.sum() < 2:
         return ok
-    hw_cols = [c for c in ok.columns if _per_hw(c)] + ["timing_run_id"] * ("timing_run_id" in ok)
-    rows = np.flatnonzero(timed.to_numpy())  # positions: the index need not be unique
+    hw_cols = [c for c in ok.columns if _per_hw(c)]
+    rows = np.flatnonzero(timed)  # positions: the index need not be unique
     sub = ok.iloc[rows]
     keys = pd.Series([_timing_key(r) for r in sub.to_dict("records")])
-    measured = (sub["timing_run_id"].fillna(sub["run_id"]) if "timing_run_id" in sub else sub["run_id"]).to_numpy()
-    score = scores.iloc[rows].sum(axis=1, min_count=1).to_numpy()
+    run_ids = sub["run_id"].to_numpy(dtype=object)
+    measured = (sub["timing_run_id"].fillna(sub["run_id"]).to_numpy(dtype=object) if "timing_run_id" in sub
+                else run_ids)
     source = np.arange(len(ok))  # the row whose measurement each row shows
     for idx in keys.groupby(keys).indices.values():
-        if len(set(measured[idx])) > 1:
-            source[rows[idx]] = rows[idx][np.nanargmin(score[idx])]
-    out = ok.copy()
+        if len(set(measured[idx])) < 2:
+            continue
+        block = logs[rows[idx]]
+        common = ~np.isnan(block).any(axis=0)  # scenarios every measurement of the workload has
+        if common.any():
+            source[rows[idx]] = rows[idx][np.argmin(block[:, common].sum(axis=1))]
     for c in hw_cols:  # whole columns: keeps each column's dtype
-        out[c] = ok[c].to_numpy()[source]
-    return out
+        ok[c] = ok[c].to_numpy()[source]
+    ident = ok["run_id"].to_numpy(dtype=object)[source]  # older records lack timing_run_id: name the run
+    if "timing_run_id" in ok:
+        ident = np.where(pd.isna(ok["timing_run_id"].to_numpy(dtype=object)[source]), ident,
+                         ok["timing_run_id"].to_numpy(dtype=object)[source])
+    ok.loc[timed, "timing_run_id"] = ident[timed]
+    return ok
 
 
 def load_runs(results_dir, suites: Optional[Sequence[str]] = None) -> pd.DataFrame:

@@ -283,10 +283,10 @@ def test_report_gives_each_workload_its_least_disturbed_measurement():
     import pandas as pd
     from gkd_bench.report import least_disturbed_timings
     runs = pd.DataFrame([
-        _timed_record("a-s0", "kd", 0, 2.0, 10.0, "a-s0"),      # process 1 measured (sum 2 + 10 + 1 = 13)
+        _timed_record("a-s0", "kd", 0, 2.0, 10.0, "a-s0"),      # process 1 measured
         _timed_record("b-s0", "fitnet", 0, 2.0, 10.0, "a-s0"),  # process 1 reused it
-        _timed_record("c-s0", "kd-ref", 0, 0.8, 30.0, "c-s0"),  # process 2, teacher disturbed (sum 31.2)
-        _timed_record("d-s0", "gcrd", 0, 1.5, 6.0, "d-s0"),     # process 3, least disturbed (sum 8.25)
+        _timed_record("c-s0", "kd-ref", 0, 0.8, 30.0, "c-s0"),  # process 2: student faster, teacher disturbed
+        _timed_record("d-s0", "gcrd", 0, 1.5, 6.0, "d-s0"),     # process 3: least disturbed (log sum)
         _timed_record("a-s1", "kd", 1, 9.0, 9.0, "a-s1"),       # another seed: its own workload
         _timed_record("e-s0", "kd", 0, 0.1, 0.5, "e-s0", hw="hwB"),            # other hardware
         _timed_record("f-s0", "kd", 0, 0.1, 0.5, "f-s0", threads=2),           # other thread count
@@ -305,11 +305,28 @@ def test_report_gives_each_workload_its_least_disturbed_measurement():
     assert runs.set_index("run_id").loc["c-s0", "teacher_latency_full_ms"] == 30.0  # the input is not changed
 
 
+def test_least_disturbed_ranks_on_shared_scenarios_and_keeps_batching_apart():
+    import pandas as pd
+    from gkd_bench.report import least_disturbed_timings
+    nan = float("nan")
+    old = {**_timed_record("o-s0", "kd", 0, 0.5, 2.0, None), "latency_online10_ms": nan}  # no online scenario
+    new = _timed_record("n-s0", "fitnet", 0, 1.0, 4.0, "n-s0")
+    # mini-batch evaluation leaves out the full-graph scenario: never the same workload as full batch
+    mb = {**_timed_record("m-s0", "lsp", 0, nan, nan, "m-s0"), "latency_online10_ms": 0.01, "batching": "minibatch"}
+    out = least_disturbed_timings(pd.DataFrame([{**old, "batching": "full"}, {**new, "batching": "full"}, mb]))
+    out = out.set_index("run_id")
+    # ranked on the full-graph columns both have: the older record's measurement wins and names itself
+    assert out.loc["n-s0", "latency_full_ms"] == 0.5 and out.loc["n-s0", "timing_run_id"] == "o-s0"
+    assert math.isnan(out.loc["n-s0", "latency_online10_ms"])  # one coherent measurement, gaps included
+    assert out.loc["m-s0", "latency_online10_ms"] == 0.01 and math.isnan(out.loc["m-s0", "latency_full_ms"])
+    assert out.loc["o-s0", "timing_run_id"] == "o-s0"
+
+
 def test_leaderboard_rows_of_one_workload_share_its_timing():
     import pandas as pd
     from gkd_bench.report import leaderboard
     recs = []
-    for i, (distiller, seed, s_ms, t_ms) in enumerate([("kd", 0, 2.0, 10.0), ("kd-ref", 0, 0.8, 30.0),
+    for i, (distiller, seed, s_ms, t_ms) in enumerate([("kd", 0, 2.0, 10.0), ("kd-ref", 0, 2.5, 30.0),
                                                        ("kd", 1, 1.0, 5.0), ("kd-ref", 1, 3.0, 40.0)]):
         r = _timed_record(f"r{i}", distiller, seed, s_ms, t_ms, f"r{i}")
         r.update(config_id=distiller, status="ok", test=80.0 + i, val=80.0, dataset="cora", split="planetoid",
