@@ -80,6 +80,41 @@ def list_cmd(what):
 
 
 @main.command()
+@click.option("--all", "run_all", is_flag=True, help="the default suite")
+@click.option("--suite", default=None, help="a shipped suite name or a YAML file")
+@click.option("--dataset", multiple=True, help="only these datasets (repeat or comma-separate)")
+@click.option("--teacher", multiple=True, help="only these teachers (suite model labels)")
+@click.option("--student", multiple=True, help="only these students")
+@click.option("--distiller", multiple=True, help="only these distillers")
+@click.option("--setting", multiple=True, type=click.Choice(["transductive", "inductive"]))
+@click.option("--seeds", default=None, help="e.g. 0-9 or 0,1,2 (default: the suite's)")
+@click.option("--set", "sets", multiple=True, help="override a suite key: models.gcn.hidden=32")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
+@results_dir_opt
+def status(run_all, suite, dataset, teacher, student, distiller, setting, seeds, sets, fmt, results_dir):
+    """How far a suite's sweep has come: runs done, failed, skipped and to do per dataset and setting,
+    training hours spent and an estimate of the hours left (gkd_bench.progress)."""
+    from gkd_bench.progress import status_table
+    from gkd_bench.spec import expand, load_suite
+
+    if run_all and suite:
+        raise click.UsageError("give --all or --suite, not both")
+    suite_dict = load_suite(suite or "default")
+    specs = expand(suite_dict, datasets=_split(dataset), teachers=_split(teacher), students=_split(student),
+                   distillers=_split(distiller), seeds=seeds, settings=list(setting) or None, sets=sets,
+                   all_seeds=True)
+    table = status_table(results_dir, specs)
+    if fmt == "csv":
+        click.echo(table.to_csv(index=False), nl=False)
+        return
+    click.echo(f"suite {suite_dict['name']}: {results_dir}/runs/{suite_dict['name']}\n")
+    click.echo(table.to_markdown(index=False))
+    click.echo("\nest_h_to_do: per run to do, the median train_s (wall time) of the finished runs of the same "
+               "student and distiller on that dataset and setting; stage2_undecided: runs of two-stage "
+               "searches that stage 1 decides; unestimated: runs of a kind with no finished run yet")
+
+
+@main.command()
 @click.option("--all", "run_all", is_flag=True, help="run the default suite (every method x dataset)")
 @click.option("--suite", default=None, help="a shipped suite name or a YAML file")
 @click.option("--dataset", multiple=True, help="only these datasets (repeat or comma-separate)")

@@ -165,3 +165,66 @@ def test_run_all_covers_every_registered_dataset_and_reports_the_missing_ones(tm
     for rec in recs:
         row = next(line for line in table.splitlines() if line.startswith(f"| {rec['dataset']} "))
         assert "skipped" in row and "missing" in row, row
+
+
+STATUS_SUITE = """
+name: tinystatus
+seeds: 0-3
+datasets:
+  cora: {protocol: planetoid}
+models:
+  gcn: {model: gcn, hidden: 16}
+  mlp: {model: mlp, hidden: 32}
+distillers:
+  none: {}
+  kd: {lam: 0.5, search: {T: [1.0, 4.0], seeds: 0-1}}
+experiments:
+  - {student: [gcn, mlp], distiller: none}
+  - {teacher: gcn, student: mlp, distiller: kd}
+"""
+
+
+def test_status_counts_runs_and_estimates_hours_left(tmp_path):
+    """No data needed: records are written by hand. Plan: none 2 students x 4 seeds, kd stage 1 2 grid
+    points x seeds 0-1, stage 2 the selected point on seeds 2-3 (undecided while stage 1 is incomplete)."""
+    import io
+
+    import pandas as pd
+
+    from gkd_bench.records import record_path, write_record
+    from gkd_bench.spec import expand, load_suite
+
+    suite = tmp_path / "tinystatus.yaml"
+    suite.write_text(STATUS_SUITE)
+    results = tmp_path / "results"
+    specs = expand(load_suite(str(suite)), all_seeds=True)
+
+    def put(spec, status, train_s=None):
+        write_record(record_path(results, spec.suite, spec.run_id),
+                     {"run_id": spec.run_id, "suite": spec.suite, "status": status, "train_s": train_s,
+                      "val": 80.0, "test": 80.0})
+
+    for s in specs:
+        kind = (s.student["label"], s.distiller["label"], (s.search or {}).get("index"), s.seed)
+        if kind[:2] == ("gcn", "none"):
+            put(s, "ok", 3600.0)
+        elif kind[:2] == ("mlp", "none"):
+            {0: lambda: put(s, "ok", 1800.0), 1: lambda: put(s, "error"), 2: lambda: put(s, "skipped"),
+             3: lambda: None}[s.seed]()
+        elif kind[2] is not None and s.seed in (0, 1) and kind[2:] != (1, 1):  # kd T=4 seed 1 still to do
+            put(s, "ok", 720.0)
+    r = CliRunner().invoke(main, ["status", "--suite", str(suite), "--results-dir", str(results),
+                                  "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(io.StringIO(r.output)).set_index("dataset")
+    row = table.loc["cora"]
+    assert (row["runs"], row["ok"], row["failed"], row["skipped"], row["to_do"]) == (12, 8, 1, 1, 2)
+    assert row["stage2_undecided"] == 2 and row["unestimated"] == 0
+    assert row["train_h_done"] == pytest.approx((4 * 3600 + 1800 + 3 * 720) / 3600, abs=0.01)
+    # to do: mlp none seed 3 and the failed seed 1 (1800 s each), kd T=4 seed 1 and 2 stage-2 runs (720 s each)
+    assert row["est_h_to_do"] == pytest.approx((2 * 1800 + 3 * 720) / 3600, abs=0.01)
+    assert table.loc["total", "runs"] == 12
+    r = CliRunner().invoke(main, ["status", "--suite", str(suite), "--results-dir", str(results)])
+    assert r.exit_code == 0 and "| cora" in r.output and "stage2_undecided" in r.output, r.output
+    r = CliRunner().invoke(main, ["status", "--suite", "no-such-suite", "--results-dir", str(results)])
+    assert r.exit_code != 0 and "no-such-suite" in r.output
