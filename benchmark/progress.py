@@ -4,9 +4,9 @@ Per dataset and setting of a (narrowed) suite: the runs planned, how many have a
 (or ``timeout``) or ``skipped`` record, how many are still to run, the stage-2 runs of two-stage searches
 that stage 1 has not decided yet, the training hours the finished runs took, and an estimate of the hours
 left. The estimate is a guide, not a promise: each run still to do counts the median ``train_s`` of the
-finished runs of the same student and distiller on that dataset and setting (else of every finished run
-there); ``train_s`` is wall time, so it carries the load the sweeps ran under, and runs of a kind with no
-finished run yet are left out (``unestimated``).
+finished runs of the same student and distiller on that dataset and setting; ``train_s`` is wall time, so
+it carries the load the sweeps ran under, and runs of a kind with no finished run yet are left out
+(``unestimated``: costs differ too much between distillers, K peer students or datasets to borrow one).
 """
 from __future__ import annotations
 
@@ -64,10 +64,8 @@ def status_table(results_dir, specs: Sequence) -> pd.DataFrame:
     df["train_s"] = pd.to_numeric(df["train_s"], errors="coerce")
     done = df[df["status"] == "ok"]
     by_kind: Dict = done.groupby("key")["train_s"].median().to_dict()
-    by_place: Dict = done.groupby(["dataset", "setting"])["train_s"].median().to_dict()
     todo = df["status"].isin(["to_do", "failed", "stage2_undecided"])  # failed runs run again
-    est = [by_kind.get(k, by_place.get((d, st), np.nan)) if t else np.nan
-           for k, d, st, t in zip(df["key"], df["dataset"], df["setting"], todo)]
+    est = [by_kind.get(k, np.nan) if t else np.nan for k, t in zip(df["key"], todo)]
     df["est_s"] = est
     df["unestimated"] = todo & df["est_s"].isna()
     out = []
