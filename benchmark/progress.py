@@ -26,9 +26,10 @@ COLUMNS = ["dataset", "setting", "runs", "ok", "failed", "skipped", "to_do", "st
 
 
 def _kind(spec) -> Tuple[str, str, str, str]:
-    """What a run's cost depends on, for the estimate: dataset, setting, student, distiller (its registry
-    name: the points of a search grid share it)."""
-    return spec.dataset, spec.setting, spec.student["label"], spec.distiller["name"]
+    """What a run's cost depends on, for the estimate: dataset, setting, student, and the suite's distiller
+    entry (its label; the points of a search grid share their group's)."""
+    return (spec.dataset, spec.setting, spec.student["label"],
+            spec.search["group"] if spec.search else spec.distiller["label"])
 
 
 def status_table(results_dir, specs: Sequence) -> pd.DataFrame:
