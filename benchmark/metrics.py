@@ -2,7 +2,9 @@
 
 accuracy: argmax over classes. micro_f1: multi-label, pooled over all nodes
 and labels, threshold logits > 0 (scikit-learn ``f1_score(average="micro")``).
-roc_auc: binary tasks, score = softmax probability of class 1 (scikit-learn).
+roc_auc: binary tasks, scikit-learn's ``roc_auc_score`` of the class-1 log-odds ``z_1 - z_0`` (one logit:
+``z_0``), a monotone function of the softmax probability of class 1 that does not round to 1.0 in
+float32 for confident nodes (logit gaps above ~17), which would tie them and lower the AUC.
 """
 from __future__ import annotations
 
@@ -31,8 +33,9 @@ def score(metric: str, logits: torch.Tensor, y: torch.Tensor) -> float:
     if metric == "roc_auc":
         from sklearn.metrics import roc_auc_score
 
-        prob = torch.softmax(logits, -1)[:, 1] if logits.shape[-1] == 2 else torch.sigmoid(logits[:, 0])
+        logits = logits.double()
+        odds = logits[:, 1] - logits[:, 0] if logits.shape[-1] == 2 else logits[:, 0]
         if len(torch.unique(y)) < 2:
             return float("nan")
-        return 100.0 * float(roc_auc_score(y.numpy(), prob.numpy()))
+        return 100.0 * float(roc_auc_score(y.numpy(), odds.numpy()))
     raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")

@@ -9,6 +9,7 @@ homophily table (github.com/yandex-research/heterophilous-graphs README).
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -283,6 +284,24 @@ def test_datasets_command(tmp_path):
                                                                    "accuracy", "planetoid"]
     ppi = next(ln for ln in res.output.splitlines() if ln.startswith("| ppi"))
     assert ppi.rstrip(" |").endswith("no") and "ppi: missing" in res.output
+
+
+def test_roc_auc_ranks_confident_nodes_apart():
+    """AUC from the class-1 log-odds: softmax probabilities round to 1.0 in float32 above a logit gap of
+    ~17, which would tie the three confident nodes below (75.0 instead of 100)."""
+    from sklearn.metrics import roc_auc_score
+
+    from gkd_bench.metrics import score
+
+    logits = torch.tensor([[0.0, 20.0], [0.0, 30.0], [0.0, 25.0], [0.0, -1.0]])
+    y = torch.tensor([0, 1, 1, 0])
+    assert score("roc_auc", logits, y) == pytest.approx(100.0)
+    assert 100 * roc_auc_score(y.numpy(), torch.softmax(logits, -1)[:, 1].numpy()) == pytest.approx(75.0)
+    rng = np.random.RandomState(1)  # ordinary logits: the same AUC as from probabilities
+    z, t = torch.from_numpy(rng.randn(200, 2)).float(), torch.from_numpy(rng.randint(0, 2, 200))
+    assert score("roc_auc", z, t) == pytest.approx(100 * roc_auc_score(t.numpy(), torch.softmax(z, -1)[:, 1].numpy()))
+    assert score("roc_auc", z[:, :1], t) == pytest.approx(100 * roc_auc_score(t.numpy(), z[:, 0].numpy()))
+    assert math.isnan(score("roc_auc", z, torch.zeros(200, dtype=torch.long)))
 
 
 def test_accuracy_equals_ogb_evaluator():
