@@ -219,12 +219,15 @@ def robustness_columns(model, data: GraphData, seed: int, clean: float,
 
 # ------------------------------------------------------------------ report helpers
 def clean_key(spec_json: str) -> str:
-    """Identity of a run's configuration without its train-time perturbation (pairs perturbed with clean runs)."""
+    """Identity of a run's configuration without its train-time perturbation (pairs perturbed with clean runs).
+
+    Leaves out the seed, suite, perturbation, evaluation settings and the search tag (a perturbed copy of a
+    searched point may carry trimmed search seeds; the searched values themselves stay, in the hparams)."""
     import hashlib
     import json
 
     d = json.loads(spec_json) if isinstance(spec_json, str) else dict(spec_json)
-    for k in ("seed", "suite", "perturbation", "evaluation"):
+    for k in ("seed", "suite", "perturbation", "evaluation", "search"):
         d.pop(k, None)
     return hashlib.sha1(json.dumps(d, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()[:12]
 

@@ -19,7 +19,7 @@ are the configurations that share everything but the searched values (same
 suite, dataset, split, options, setting, perturbation, teacher, student and
 distiller labels, and the same grid). The selected point is the one with the
 highest mean validation score (``val``) over its finished (``ok``) seeds; ties
-go to more finished seeds, then to the earlier grid point (lower
+(means within :data:`TIE_TOLERANCE`) go to more finished seeds, then to the earlier grid point (lower
 ``search_index``). Test scores are never read by the selection. A selection is
 *provisional* while any grid point lacks a finished run for any of the group's
 seeds (the union of ``search_seeds`` over its records). A configuration's
@@ -367,21 +367,29 @@ def search_table(runs):
     return pd.DataFrame(rows)[SEARCH_TABLE_COLS + extra + ["group_key"]]
 
 
+#: validation means (in %) closer than this are a tie: records hold float32 scores, so equal fractions of
+#: correct nodes (94/59 on two seeds of a point each) can differ by ~1e-6 after averaging, while the smallest
+#: real difference is one node on the largest validation set over the search seeds (ogbn-arxiv: 100 / 29799
+#: / 3 = 1.1e-3 points)
+TIE_TOLERANCE = 1e-4
+
+
 def select(points: List[dict]) -> Optional[int]:
     """The ``search_index`` of the selected point among ``points`` (dicts with ``search_index``, ``n`` finished
-    seeds and ``val_mean``): the highest ``val_mean``, then more ``n``, then the lower index. Points without a
-    finished seed are not candidates; a NaN ``val_mean`` ranks below any number. ``None`` without candidates.
-    Test scores are not an input."""
+    seeds and ``val_mean``): the highest ``val_mean``, then more ``n``, then the lower index; means within
+    :data:`TIE_TOLERANCE` of the highest are ties. Points without a finished seed are not candidates; a NaN
+    ``val_mean`` ranks below any number. ``None`` without candidates. Test scores are not an input."""
     cands = [p for p in points if p["n"] > 0]
     if not cands:
         return None
 
-    def rank(p):
+    def val(p):
         v = p["val_mean"]
-        return (-math.inf if v is None or (isinstance(v, float) and math.isnan(v)) else v, p["n"],
-                -p["search_index"])
+        return -math.inf if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
-    return max(cands, key=rank)["search_index"]
+    top = max(val(p) for p in cands)
+    tied = [p for p in cands if val(p) == top or val(p) >= top - TIE_TOLERANCE]
+    return max(tied, key=lambda p: (p["n"], -p["search_index"]))["search_index"]
 
 
 def selection_columns(table) -> Dict[str, dict]:

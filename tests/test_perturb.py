@@ -307,3 +307,18 @@ def test_execution_order_runs_seed_by_seed_within_each_dataset_and_setting():
         assert [s.seed for s in runs] == [0, 0, 1, 1, 2, 2]
         assert [s.distiller["label"] for s in runs] == ["none", "kd"] * 3  # the teacher's run first
 
+
+
+def test_clean_key_pairs_a_perturbed_copy_of_a_searched_point_with_its_clean_run():
+    import json
+
+    from gkd_bench.robustness import clean_key
+
+    clean = {"dataset": "cora", "seed": 0, "suite": "s", "student": {"label": "mlp"},
+             "distiller": {"name": "kd", "hparams": {"T": 4.0}}, "perturbation": None,
+             "search": {"group": "mlp+kd", "index": 1, "seeds": [0, 1, 2, 3], "tune_seeds": [0, 1]}}
+    perturbed = {**clean, "seed": 3, "perturbation": {"kind": "train_noise", "level": 0.5},
+                 "search": {**clean["search"], "seeds": [0, 1]}, "evaluation": {"train_seeds": [0, 1]}}
+    assert clean_key(json.dumps(clean)) == clean_key(json.dumps(perturbed))
+    other_point = {**clean, "distiller": {"name": "kd", "hparams": {"T": 1.0}}}
+    assert clean_key(json.dumps(other_point)) != clean_key(json.dumps(clean))

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from gkd_bench.records import read_record, record_path, write_record
 from gkd_bench.report import leaderboard, load_runs, write_report
 from gkd_bench.robustness import perturbation_columns
-from gkd_bench.search import COLUMNS, is_stage2, search_columns, search_table, select, stage2_specs, sync_records
+from gkd_bench.search import (COLUMNS, is_stage2, search_columns, search_table, select, stage2_specs, sync_records,
+                              tune_score)
 from gkd_bench.spec import SuiteError, canonical, expand, load_suite
 from tests.conftest import requires_data
 
@@ -217,6 +218,22 @@ def test_select_tie_breaks_more_seeds_then_earlier_point():
     assert select([{"search_index": 0, "n": 3, "val_mean": float("nan")},
                    {"search_index": 1, "n": 1, "val_mean": 10.0}]) == 1
     assert select([{"search_index": 0, "n": 0, "val_mean": float("nan")}]) is None
+
+
+def test_select_treats_float32_noise_as_a_tie():
+    """Equal fractions of correct validation nodes stored as float32 percentages differ by ~1e-6 after
+    averaging (cornell: 94/59 per seed): a tie, so the earlier grid point wins; one node apart is not."""
+    import numpy as np
+
+    def mean_val(corrects, n_val=59):  # what the records hold: a float32 accuracy per seed, mean over seeds
+        return tune_score([100.0 * float(np.float32(c) / np.float32(n_val)) for c in corrects])
+
+    a, b = mean_val([30, 31, 33]), mean_val([28, 31, 35])  # 94 of 177 correct both
+    assert a != b and abs(a - b) < 1e-5  # float noise: without a tolerance the higher one would win
+    pts = [{"search_index": 0, "n": 3, "val_mean": min(a, b)}, {"search_index": 1, "n": 3, "val_mean": max(a, b)}]
+    assert select(pts) == 0
+    pts[1]["val_mean"] = mean_val([31, 31, 33])  # one node more: a real difference
+    assert select(pts) == 1
 
 
 def test_missing_seeds_make_the_selection_provisional(tmp_path):
