@@ -1,10 +1,12 @@
 """How far a sweep has come: ``gkd-bench status``.
 
-Per dataset and setting of a (narrowed) suite: the runs planned, how many have an ``ok``, ``failed``
-(or ``timeout``) or ``skipped`` record, how many are still to run, the stage-2 runs of two-stage searches
-that stage 1 has not decided yet, the training hours the finished runs took, and an estimate of the hours
-left. The estimate is a guide, not a promise: each run still to do counts the median ``train_s`` of the
-finished runs of the same student and distiller on that dataset and setting; ``train_s`` is wall time, so
+Per dataset and setting of a (narrowed) suite: the runs planned, how many have an ``ok``, a failed
+(``error``, ``oom``, ``timeout``) or a ``skipped`` record, how many are still to run (no record, or an
+interrupted run's ``running`` one), the stage-2 runs of two-stage searches that stage 1 has not decided
+yet, the training hours the finished runs took, and an estimate of the hours left. The estimate is a
+guide, not a promise: each run still to do (failed ones included: ``gkd-bench run`` runs them again)
+counts the median ``train_s`` of the finished runs of the same student and suite distiller entry (or
+search group) on that dataset and setting; ``train_s`` is wall time, so
 it carries the load the sweeps ran under, and runs of a kind with no finished run yet are left out
 (``unestimated``: costs differ too much between distillers, K peer students or datasets to borrow one).
 """
