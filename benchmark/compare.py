@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -210,6 +211,15 @@ def verdict(diff: float, paper_std: float = math.nan, our_std: float = math.nan,
     return "differs"
 
 
+#: sources whose rows only the named suites reproduce: other suites' runs of the same labels on the same
+#: datasets use other architectures or settings (the default suite's ogbn-arxiv GCN / SAGE, an
+#: alignahead 4-layer PPI GAT), so by default they are not compared with these papers
+SOURCE_SUITES = {"gcrd": ("gcrd",)}
+#: reference tables quoted from another paper (no std, other code): shown beside ours without a verdict
+INFO_ONLY = re.compile(r"LSP-paper column")
+INFO_VERDICT = "for information"
+
+
 def suite_leaderboards(results_dir, suites: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Leaderboard rows of every suite (or of ``suites``) with a ``suite`` column."""
     root = Path(results_dir) / "runs"
@@ -231,7 +241,7 @@ def compare_frame(results_dir, source: str, suites: Optional[Sequence[str]] = No
     Args:
         results_dir: folder holding ``runs/<suite>/`` records.
         source: reference source name (``results/reference/<source>.csv``).
-        suites: only these suites' records (default: all).
+        suites: only these suites' records (default: :data:`SOURCE_SUITES` of ``source``, else all).
         tolerance: floor of the verdict scale in points (see :func:`verdict`).
         reference: folder of the reference CSVs (default: :func:`reference_dir`).
         lb: leaderboard rows already built, with a ``suite`` column (as
@@ -241,12 +251,14 @@ def compare_frame(results_dir, source: str, suites: Optional[Sequence[str]] = No
         DataFrame with the reference columns plus ``ours`` (mean over seeds, %),
         ``ours_std`` (ddof=1), ``ours_n``, ``suite``, ``column`` (our score column),
         ``diff`` (points, ours - paper), ``diff_std`` (diff / larger std) and
-        ``verdict``. A row without matching records has ``verdict`` "no data here".
+        ``verdict``. A row without matching records has ``verdict`` "no data here"; a row of a table quoted
+        from another paper (:data:`INFO_ONLY`) with records has :data:`INFO_VERDICT`.
 
     Raises:
         ValueError: unknown source (lists the available ones) or a malformed reference file.
     """
     ref = load_reference(source, results_dir, reference)
+    suites = list(suites) if suites else list(SOURCE_SUITES.get(source, ())) or None
     if lb is None:
         lb = suite_leaderboards(results_dir, suites)
     elif suites and not lb.empty:
@@ -268,7 +280,8 @@ def compare_frame(results_dir, source: str, suites: Optional[Sequence[str]] = No
             big = max(stds) if stds else math.nan
             out.append({**base, "ours": mean, "ours_std": sd, "ours_n": n, "suite": row["suite"], "column": col,
                         "diff": diff, "diff_std": diff / big if big and math.isfinite(big) else math.nan,
-                        "verdict": verdict(diff, r["std"], sd, tolerance)})
+                        "verdict": INFO_VERDICT if INFO_ONLY.search(str(r.get("table", "")))
+                        else verdict(diff, r["std"], sd, tolerance)})
     return pd.DataFrame(out)
 
 
@@ -306,7 +319,8 @@ def compare_table(results_dir, source: str, suites: Optional[Sequence[str]] = No
         parts.append(t.to_markdown(index=False, disable_numparse=True))
         parts.append("")
     counts = df["verdict"].value_counts()
-    parts.append("Verdicts: " + ", ".join(f"{v} {int(counts.get(v, 0))}" for v in VERDICTS) + ".")
+    shown = VERDICTS + ((INFO_VERDICT,) if INFO_VERDICT in counts else ())
+    parts.append("Verdicts: " + ", ".join(f"{v} {int(counts.get(v, 0))}" for v in shown) + ".")
     parts.append(f"diff = ours - paper (points); diff/std in units of the larger std (paper's, or ours "
                  f"over seeds with ddof=1); reproduced: |diff| <= max(1 std, {tolerance:g}); within noise: "
                  f"<= 2 x that; ours = mean ± std (n seeds).")

@@ -181,6 +181,26 @@ def test_compare_classic_on_synthetic_records(tmp_path, runner):
     assert written.split("\n", 1)[1] == text and text in res.output
 
 
+def test_compare_gcrd_reads_the_gcrd_suite_and_quotes_the_lsp_paper_without_verdict(tmp_path, runner):
+    """Another suite's ogbn-arxiv GCN / PPI GAT (other architectures) is not compared with G-CRD unless
+    named; the LSP paper's column of Table 10 is shown beside ours without a verdict."""
+    data = {"ogbn-arxiv": {"protocol": "ogb"}, "ppi": {"protocol": "ppi"}}
+    for name, score in (("gcrd", 71.0), ("default", 50.0)):
+        for spec in expand(_suite(name, data, [{"student": ["gcn", "gat"], "distiller": "none"}])):
+            _write(tmp_path, spec, runner, test=score + spec.seed * 0.1, val=70.0)
+    df = compare_frame(tmp_path, "gcrd", reference=REF)
+    gcn = df[(df["dataset"] == "ogbn-arxiv") & (df["student"] == "GCN") & (df["method"] == "supervised")]
+    assert list(gcn["suite"]) == ["gcrd"] and gcn["ours"].iloc[0] == pytest.approx(71.1)
+    both = compare_frame(tmp_path, "gcrd", suites=["gcrd", "default"], reference=REF)
+    assert set(both[(both["dataset"] == "ogbn-arxiv") & (both["student"] == "GCN")
+                    & (both["method"] == "supervised")]["suite"]) == {"gcrd", "default"}
+    quoted = df[df["table"].str.contains("LSP-paper") & (df["suite"] == "gcrd")]
+    assert len(quoted) and (quoted["verdict"] == "for information").all()
+    own = df[(df["table"] == "Table 10") & (df["suite"] == "gcrd")]
+    assert len(own) and own["verdict"].isin(["reproduced", "within noise", "differs"]).all()
+    assert "for information" in compare_table(tmp_path, "gcrd", reference=REF)
+
+
 def test_compare_glnn_maps_settings_and_labels(tmp_path, runner):
     suite = _suite("g", {"cora-cpf": {"dataset": "cora", "protocol": "cpf"}},
                    [{"student": ["sage", "mlp"], "distiller": "none"},
