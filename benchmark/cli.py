@@ -60,6 +60,26 @@ class _Errors(click.Group):
             raise click.ClickException(str(e)) from None
 
 
+def suite_options(all_help: str):
+    """The options that pick and narrow a suite (``run`` and ``status`` share them)."""
+    opts = [click.option("--all", "run_all", is_flag=True, help=all_help),
+            click.option("--suite", default=None, help="a shipped suite name or a YAML file"),
+            click.option("--dataset", multiple=True, help="only these datasets (repeat or comma-separate)"),
+            click.option("--teacher", multiple=True, help="only these teachers (suite model labels)"),
+            click.option("--student", multiple=True, help="only these students"),
+            click.option("--distiller", multiple=True, help="only these distillers"),
+            click.option("--setting", multiple=True, type=click.Choice(["transductive", "inductive"])),
+            click.option("--seeds", default=None, help="e.g. 0-9 or 0,1,2 (default: the suite's)"),
+            click.option("--set", "sets", multiple=True, help="override a suite key: models.gcn.hidden=32")]
+
+    def apply(f):
+        for opt in reversed(opts):
+            f = opt(f)
+        return f
+
+    return apply
+
+
 @click.group(cls=_Errors)
 @click.version_option(package_name="gkd-bench")
 def main():
@@ -80,15 +100,7 @@ def list_cmd(what):
 
 
 @main.command()
-@click.option("--all", "run_all", is_flag=True, help="the default suite")
-@click.option("--suite", default=None, help="a shipped suite name or a YAML file")
-@click.option("--dataset", multiple=True, help="only these datasets (repeat or comma-separate)")
-@click.option("--teacher", multiple=True, help="only these teachers (suite model labels)")
-@click.option("--student", multiple=True, help="only these students")
-@click.option("--distiller", multiple=True, help="only these distillers")
-@click.option("--setting", multiple=True, type=click.Choice(["transductive", "inductive"]))
-@click.option("--seeds", default=None, help="e.g. 0-9 or 0,1,2 (default: the suite's)")
-@click.option("--set", "sets", multiple=True, help="override a suite key: models.gcn.hidden=32")
+@suite_options("the default suite")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
 @results_dir_opt
 def status(run_all, suite, dataset, teacher, student, distiller, setting, seeds, sets, fmt, results_dir):
@@ -115,15 +127,7 @@ def status(run_all, suite, dataset, teacher, student, distiller, setting, seeds,
 
 
 @main.command()
-@click.option("--all", "run_all", is_flag=True, help="run the default suite (every method x dataset)")
-@click.option("--suite", default=None, help="a shipped suite name or a YAML file")
-@click.option("--dataset", multiple=True, help="only these datasets (repeat or comma-separate)")
-@click.option("--teacher", multiple=True, help="only these teachers (suite model labels)")
-@click.option("--student", multiple=True, help="only these students")
-@click.option("--distiller", multiple=True, help="only these distillers")
-@click.option("--setting", multiple=True, type=click.Choice(["transductive", "inductive"]))
-@click.option("--seeds", default=None, help="e.g. 0-9 or 0,1,2 (default: the suite's)")
-@click.option("--set", "sets", multiple=True, help="override a suite key: models.gcn.hidden=32")
+@suite_options("run the default suite (every method x dataset)")
 @click.option("--rerun", is_flag=True, help="run even when an ok record exists")
 @click.option("--fail-fast", is_flag=True, help="raise on the first failure instead of recording it")
 @click.option("--no-timing", is_flag=True, help="skip inference-latency measurements")
