@@ -155,14 +155,13 @@ def least_disturbed_timings(ok: pd.DataFrame) -> pd.DataFrame:
         return ok
     hw_cols = [c for c in ok.columns if _per_hw(c)]
     rows = np.flatnonzero(timed)  # positions: the index need not be unique
-    sub = ok.iloc[rows]
-    keys = pd.Series([_timing_key(r) for r in sub.to_dict("records")])
-    run_ids = sub["run_id"].to_numpy(dtype=object)
-    measured = (sub["timing_run_id"].fillna(sub["run_id"]).to_numpy(dtype=object) if "timing_run_id" in sub
-                else run_ids)
+    keys = pd.Series([_timing_key(r) for r in ok.iloc[rows].to_dict("records")])
+    # the process measurement each row holds (older records lack timing_run_id: the run itself)
+    measured = (ok["timing_run_id"].fillna(ok["run_id"]) if "timing_run_id" in ok else ok["run_id"]).to_numpy(
+        dtype=object)
     source = np.arange(len(ok))  # the row whose measurement each row shows
     for idx in keys.groupby(keys).indices.values():
-        if len(set(measured[idx])) < 2:
+        if len(set(measured[rows[idx]])) < 2:
             continue
         block = logs[rows[idx]]
         common = ~np.isnan(block).any(axis=0)  # scenarios every measurement of the workload has
@@ -170,11 +169,7 @@ def least_disturbed_timings(ok: pd.DataFrame) -> pd.DataFrame:
             source[rows[idx]] = rows[idx][np.argmin(block[:, common].sum(axis=1))]
     for c in hw_cols:  # whole columns: keeps each column's dtype
         ok[c] = ok[c].to_numpy()[source]
-    ident = ok["run_id"].to_numpy(dtype=object)[source]  # older records lack timing_run_id: name the run
-    if "timing_run_id" in ok:
-        ident = np.where(pd.isna(ok["timing_run_id"].to_numpy(dtype=object)[source]), ident,
-                         ok["timing_run_id"].to_numpy(dtype=object)[source])
-    ok.loc[timed, "timing_run_id"] = ident[timed]
+    ok.loc[timed, "timing_run_id"] = measured[source][timed]
     return ok
 
 
