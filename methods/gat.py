@@ -6,7 +6,7 @@ from torch import nn
 
 from gkd_bench.data import ModelOutput
 from gkd_bench.methods._common import (InputDropout, activation, check_input_norm, check_layers,
-                                       dense_input_grad_wanted, normalize_input, pattern_matmul,
+                                       dense_input_grad_wanted, make_norm, normalize_input, pattern_matmul,
                                        sparse_input_values, with_self_loops)
 from gkd_bench.registry import MODELS
 
@@ -31,30 +31,70 @@ class GAT(nn.Module):
     is consumed as :class:`~gkd_bench.methods._common.InputDropout` does), same outputs up to float
     rounding. Denser inputs, an identity residual, ``feat_drop > 0`` or an ``x`` that requires grad
     (its gradient is dense also at the zero entries) take the dense path; ``sparse_first_layer=False``
-    forces it.
+    forces it, and so does ``residual="linear"``.
+
+    Residual connections (``residual``):
+
+    - ``False``: none.
+    - ``True``: DGL's ``GATConv`` residual, the identity where a layer's input and output widths
+      match, else a bias-carrying ``Linear(d_in, heads * d_out)`` added per head (on the output
+      layer before the head mean).
+    - ``"linear"``: a ``Linear`` skip on every layer, added after the head concatenation (hidden
+      layers: ``Linear(d_in, heads * hidden)``) or after the head mean (output layer:
+      ``Linear(d_in, num_classes)``): ``h_{l+1} = act(norm(concat_k GAT_k(h_l) + W_l h_l))``. This is the
+      PyG form of the G-CRD reference (``ppi_pyg/gnn.py``: ``conv(x) + lin(x)``, a bias in both; with
+      ``residual_bias=True`` the parameter counts equal the reference's: PPI teacher 3,076,766,
+      5-layer student 176,846, 2-layer student 182,714) and of its ogbn-arxiv GAT
+      (``arxiv_dgl/models.py``: a bias-free linear residual, ``residual_bias=False``). The output
+      layer's own bias then has ``num_classes`` entries, added after the head mean, as PyG's
+      ``concat=False`` bias.
+
+    ``norm`` (``None`` | ``"batch"`` | ``"layer"``) normalises each hidden layer's concatenated heads
+    before the activation (the ogbn-arxiv reference: BatchNorm1d). ``input_dropout`` is the dropout
+    rate on the input features (default: ``dropout``, the rate between layers); the ogbn-arxiv
+    reference uses 0.25 on the input and 0.75 between layers.
+
+    Raises:
+        ValueError: ``residual`` not one of ``False``, ``True``, ``"linear"``; a bad ``norm``, ``act``,
+            ``input_norm``, dropout rate or ``num_layers``.
     """
 
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 8, num_layers: int = 2,
                  heads: int = 8, out_heads: int = 1, dropout: float = 0.6, attn_dropout: float = 0.6,
-                 negative_slope: float = 0.2, residual: bool = False, act: str = "elu",
-                 input_norm=None):
+                 negative_slope: float = 0.2, residual=False, act: str = "elu",
+                 input_norm=None, norm=None, input_dropout=None, residual_bias: bool = True):
         super().__init__()
         check_input_norm(input_norm)
         self.input_norm = input_norm
         from dgl.nn import GATConv
 
         check_layers(num_layers)
+        if residual not in (False, True, "linear"):
+            raise ValueError(f"gat: residual must be false, true or 'linear'; got {residual!r}")
+        linear_skip = residual == "linear"
+        conv_residual = bool(residual) and not linear_skip
         self.act = activation(act)
         self.layers = nn.ModuleList()
+        self.skips = nn.ModuleList() if linear_skip else None
         d = in_dim
         for _ in range(num_layers - 1):
             self.layers.append(GATConv(d, hidden, heads, feat_drop=0.0, attn_drop=attn_dropout,
-                                       negative_slope=negative_slope, residual=residual))
+                                       negative_slope=negative_slope, residual=conv_residual))
+            if linear_skip:
+                self.skips.append(nn.Linear(d, hidden * heads, bias=residual_bias))
             d = hidden * heads
         self.layers.append(GATConv(d, num_classes, out_heads, feat_drop=0.0, attn_drop=attn_dropout,
-                                   negative_slope=negative_slope, residual=residual))
+                                   negative_slope=negative_slope, residual=conv_residual,
+                                   bias=not linear_skip))
+        if linear_skip:
+            self.skips.append(nn.Linear(d, num_classes, bias=residual_bias))
+            self.out_bias = nn.Parameter(torch.zeros(num_classes))  # PyG concat=False: one bias per class
+        else:
+            self.out_bias = None
+        self.norms = nn.ModuleList(make_norm(norm, hidden * heads) for _ in range(num_layers - 1))
         self.dropout = nn.Dropout(dropout)
-        self.input_dropout = InputDropout(dropout)  # the same rate on the (sparse) input features
+        # the input features' rate (default: the rate between layers), on their non-zero entries
+        self.input_dropout = InputDropout(dropout if input_dropout is None else input_dropout)
         self.sparse_first_layer = True  # a plain attribute: not in the state_dict
 
     def _sparse_layer0(self, g, x):
@@ -64,7 +104,7 @@ class GAT(nn.Module):
         layer = self.layers[0]
         res_linear = isinstance(layer.res_fc, nn.Linear)
         if (not self.sparse_first_layer or type(self.input_dropout) is not InputDropout
-                or dense_input_grad_wanted(x)
+                or self.skips is not None or dense_input_grad_wanted(x)
                 or layer.feat_drop.p > 0 or hasattr(layer, "fc_src") or g.is_block
                 or (layer.res_fc is not None and not res_linear)):
             return None
@@ -108,21 +148,30 @@ class GAT(nn.Module):
         h0 = self._sparse_layer0(g, x)
         h = self.input_dropout(normalize_input(x, self.input_norm), support=x) if h0 is None else None
         hidden = []
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            h = (layer(g, h) if h0 is None else h0) if i == 0 else layer(g, self.dropout(h))
-            if i < len(self.layers) - 1:
-                h = self.act(h.flatten(1))
+            h_in = h if i == 0 else self.dropout(h)
+            h = (layer(g, h_in) if h0 is None else h0) if i == 0 else layer(g, h_in)
+            h = h.flatten(1) if i < last else h.mean(1)
+            if self.skips is not None:
+                h = h + self.skips[i](h_in)
+            if i < last:
+                h = self.act(self.norms[i](h))
                 hidden.append(h)
-            else:
-                h = h.mean(1)
+            elif self.out_bias is not None:
+                h = h + self.out_bias
         return ModelOutput(h, tuple(hidden))
 
 
 @MODELS.register("gat")
 def gat(in_dim: int, num_classes: int, hidden: int = 8, num_layers: int = 2, heads: int = 8,
         out_heads: int = 1, dropout: float = 0.6, attn_dropout: float = 0.6,
-        negative_slope: float = 0.2, residual: bool = False, act: str = "elu",
-        input_norm=None) -> GAT:
+        negative_slope: float = 0.2, residual=False, act: str = "elu",
+        input_norm=None, norm=None, input_dropout=None, residual_bias: bool = True) -> GAT:
     """Factory for :class:`GAT`; keyword arguments are its hyperparameters."""
     return GAT(in_dim, num_classes, hidden, num_layers, heads, out_heads, dropout, attn_dropout,
-               negative_slope, residual, act, input_norm)
+               negative_slope, residual, act, input_norm, norm, input_dropout, residual_bias)
+
+
+# added after GAT records existed; at their defaults they stay out of config ids (gkd_bench.spec.ID_NEUTRAL_ATTR)
+gat.id_neutral_defaults = ("norm", "input_dropout", "residual_bias")
