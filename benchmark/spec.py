@@ -218,8 +218,17 @@ def apply_sets(suite: dict, sets: Sequence[str]) -> dict:
     return out
 
 
+#: attribute of a factory (function or class) naming hyperparameters added after records of it existed:
+#: while such a parameter is at its default (the behaviour those records had), it is left out of the
+#: resolved hyperparameters, so config ids, and the records keyed by them, stay as they were
+ID_NEUTRAL_ATTR = "id_neutral_defaults"
+
+
 def resolve_kwargs(factory, given: dict, kind: str, name: str, skip=()) -> dict:
-    """Factory defaults overlaid with ``given``; unknown keys raise SuiteError naming the known ones."""
+    """Factory defaults overlaid with ``given``; unknown keys raise SuiteError naming the known ones.
+
+    Parameters the factory lists in its ``id_neutral_defaults`` attribute (:data:`ID_NEUTRAL_ATTR`) are
+    left out while they equal their default, given or not; the factory then receives that default."""
     target = factory.__init__ if inspect.isclass(factory) else factory
     sig = inspect.signature(target)
     params = {k: p for k, p in sig.parameters.items() if k not in ("self",) + tuple(skip)
@@ -229,6 +238,9 @@ def resolve_kwargs(factory, given: dict, kind: str, name: str, skip=()) -> dict:
         raise SuiteError(f"{kind} {name!r}: unknown hyperparameter(s) {unknown}; known: {sorted(params)}")
     out = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
     out.update(given)
+    for k in getattr(factory, ID_NEUTRAL_ATTR, ()):
+        if k in out and k in params and out[k] == params[k].default:
+            del out[k]
     return out
 
 
@@ -496,11 +508,12 @@ def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=No
         for i, exp in enumerate(exps):
             if not isinstance(exp, dict) or not {"student", "distiller"} <= set(exp):
                 raise SuiteError(f"suite {name!r}: experiment {i} needs 'student' and 'distiller'")
+            exp_dists = _experiment_distillers(name, i, exp, dists)
             for d_label in _as_list(exp["distiller"]):
                 if distillers and d_label not in distillers:
                     continue
-                d_grid, d_points = entry_points("distiller", d_label, dists.get(d_label))
-                d_seeds = parse_search_seeds("distiller", d_label, dists.get(d_label), suite_seeds)
+                d_grid, d_points = entry_points("distiller", d_label, exp_dists.get(d_label))
+                d_seeds = parse_search_seeds("distiller", d_label, exp_dists.get(d_label), suite_seeds)
                 for d_index, (d_entry, d_point) in enumerate(d_points):
                     _expand_distiller_point(
                         specs, name, i, exp, d_label, d_entry, (d_grid, d_index, d_point), models, train,
@@ -568,6 +581,36 @@ def _expand_distiller_point(specs, name, i, exp, d_label, d_entry, d_search, mod
                                                  {"inductive_fraction": ds_opts.get("inductive_fraction", 0.2)}
                                                  if setting == "inductive" else {})},
                                              search=search))
+
+
+#: keys of an ``experiments`` entry
+EXPERIMENT_KEYS = {"teacher", "student", "distiller", "distillers"}
+
+
+def _experiment_distillers(name: str, i: int, exp: dict, dists: dict) -> dict:
+    """The suite's ``distillers`` entries as experiment ``i`` sees them: its own ``distillers:`` mapping,
+    if any, deep-merged over them (a grid given there replaces the suite's grid of that hyperparameter).
+    The leaderboard label stays the entry's name, so the same method can carry other settings for some
+    students (G-CRD's SIGN scripts, say).
+
+    Raises:
+        SuiteError: an unknown experiment key, a ``distillers`` value that is not a mapping of mappings,
+            or an override of a distiller the experiment does not list."""
+    unknown = sorted(set(exp) - EXPERIMENT_KEYS)
+    if unknown:
+        raise SuiteError(f"suite {name!r}: experiment {i}: unknown key(s) {unknown}; known: {sorted(EXPERIMENT_KEYS)}")
+    own = exp.get("distillers")
+    if not own:
+        return dists
+    if not isinstance(own, dict) or not all(isinstance(v, dict) for v in own.values()):
+        raise SuiteError(f"suite {name!r}: experiment {i}: 'distillers' must map distiller labels to their "
+                         f"settings, got {own!r}")
+    listed = set(_as_list(exp["distiller"]))
+    stray = sorted(set(own) - listed)
+    if stray:
+        raise SuiteError(f"suite {name!r}: experiment {i}: 'distillers' overrides {stray}, which the experiment "
+                         f"does not run (its distillers: {sorted(listed)})")
+    return deep_merge(dists, own)
 
 
 def _exp_matches(exp, teachers, students, distillers) -> bool:

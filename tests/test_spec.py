@@ -84,6 +84,40 @@ def test_bad_suites_raise_clear_errors(patch, match):
         expand({**BASE, **patch})
 
 
+def test_experiment_distiller_overrides_apply_to_that_experiment_only():
+    """An experiment's own ``distillers:`` settings (G-CRD's SIGN scripts use other loss weights) are
+    deep-merged over the suite's entry for that experiment's runs; the label stays the entry's name;
+    a grid given there replaces the suite's grid of that hyperparameter and keeps its seeds."""
+    suite = {**BASE, "distillers": {"none": {}, "kd": {"lam": 0.7, "search": {"T": [1.0, 2.0], "seeds": "0"}}},
+             "experiments": [{"teacher": "gcn", "student": "mlp", "distiller": "kd"},
+                             {"teacher": "gcn", "student": "gcn", "distiller": "kd",
+                              "distillers": {"kd": {"lam": 0.2, "search": {"T": [4.0, 8.0, 16.0]}}}}]}
+    specs = expand(suite)
+    mlp = [s for s in specs if s.student["label"] == "mlp"]
+    gcn = [s for s in specs if s.student["label"] == "gcn"]
+    assert {s.distiller["label"] for s in specs} == {"kd"}
+    assert {(s.distiller["hparams"]["lam"], s.distiller["hparams"]["T"]) for s in mlp} == {(0.7, 1.0), (0.7, 2.0)}
+    assert {(s.distiller["hparams"]["lam"], s.distiller["hparams"]["T"]) for s in gcn} == {
+        (0.2, 4.0), (0.2, 8.0), (0.2, 16.0)}
+    assert {s.seed for s in gcn} == {0}  # stage 1 on the suite's search seeds
+    assert suite["distillers"]["kd"]["lam"] == 0.7  # the suite dict itself is not changed
+
+
+@pytest.mark.parametrize("exp, match", [
+    ({"teacher": "gcn", "student": "mlp", "distiller": "kd", "distiller_overrides": {}},
+     r"experiment 1: unknown key\(s\) \['distiller_overrides'\]"),
+    ({"teacher": "gcn", "student": "mlp", "distiller": "kd", "distillers": {"fitnet": {"beta": 1.0}}},
+     r"overrides \['fitnet'\], which the experiment does not run"),
+    ({"teacher": "gcn", "student": "mlp", "distiller": "kd", "distillers": {"kd": 0.5}},
+     "'distillers' must map distiller labels to their settings"),
+    ({"teacher": "gcn", "student": "mlp", "distiller": "kd", "distillers": {"kd": {"tau": 2}}},
+     r"distiller 'kd': unknown hyperparameter"),
+])
+def test_bad_experiment_overrides_are_errors(exp, match):
+    with pytest.raises(SuiteError, match=match):
+        expand({**BASE, "experiments": [BASE["experiments"][0], exp]})
+
+
 def test_unknown_names_in_suite_raise_before_training():
     with pytest.raises(UnknownNameError, match="unknown model 'gcnn'"):
         expand({**BASE, "models": {"gcn": {"model": "gcnn"}}})
