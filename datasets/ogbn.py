@@ -22,6 +22,12 @@ tests). Graph processing as GLNN's ``load_ogb_data``: ogbn-arxiv (a directed
 citation graph) is made undirected (``dgl.to_bidirected``) with one
 self-loop per node; ogbn-products (stored with both directions) is used as
 read.
+
+Option ``self_loops`` (suite ``options: {self_loops: ...}``): ``null`` (default) keeps the graph
+processing above; ``false`` removes every self-loop (the G-CRD reference's PyG students read
+ogbn-arxiv as ``adj_t.to_symmetric()``, which has none: it matters to GraphSAGE, whose neighbour mean
+then leaves the node out; GCN and GAT add their own self-loops either way); ``true`` gives one
+self-loop per node.
 """
 from __future__ import annotations
 
@@ -99,18 +105,27 @@ def ogb_raw(name: str, root=None, cache=None):
 
 
 def _loader(name: str):
-    def load(*, root=None, cache=None, protocol: Optional[str] = None, seed: int = 0) -> GraphData:
+    def load(*, root=None, cache=None, protocol: Optional[str] = None, seed: int = 0,
+             self_loops: Optional[bool] = None) -> GraphData:
         import dgl
 
         protocol = protocol or "ogb"
         if protocol != "ogb":
             raise ValueError(f"protocol {protocol!r} is not available for dataset {name!r}; it has: ogb")
+        if self_loops not in (None, True, False):
+            raise ValueError(f"dataset {name!r}: option self_loops must be true, false or null; got {self_loops!r}")
         g, y, split, num_classes, version = ogb_raw(name, root, cache)
         x = g.ndata["feat"].float()
         src, dst = g.edges()
         graph = dgl.graph((src, dst), num_nodes=g.num_nodes())
         if name == "ogbn-arxiv":  # GLNN: undirected, then remove_self_loop().add_self_loop()
-            graph = dgl.add_self_loop(dgl.to_bidirected(dgl.remove_self_loop(graph)))
+            graph = dgl.to_bidirected(dgl.remove_self_loop(graph))
+            if self_loops is None:
+                self_loops = True
+        if self_loops is not None:
+            graph = dgl.remove_self_loop(graph)
+            if self_loops:
+                graph = dgl.add_self_loop(graph)
         splits = {"train": split["train"].long(), "val": split["valid"].long(), "test": split["test"].long()}
         data = GraphData(name=name, graph=graph, x=x, y=y, splits=splits, num_classes=num_classes,
                          metric="accuracy", version=version, protocol="ogb", split_index=0)

@@ -237,6 +237,23 @@ def test_ogbn_arxiv_fixture(tmp_path):
     assert torch.equal(again.y, d.y) and again.version == d.version
 
 
+def test_ogbn_self_loops_option(tmp_path):
+    """self_loops=false: the undirected graph without any self-loop (G-CRD's PyG to_symmetric());
+    true: exactly one per node; a non-boolean is an error naming the option."""
+    w = write_ogb(tmp_path / "root", "ogbn-arxiv")
+    und = {tuple(sorted(e)) for e in w["edges"].tolist() if e[0] != e[1]}
+    bare = load("ogbn-arxiv", tmp_path / "root", tmp_path / "cache", self_loops=False)
+    src, dst = bare.graph.edges()
+    assert bare.graph.num_edges() == 2 * len(und) and not bool((src == dst).any())
+    looped = load("ogbn-arxiv", tmp_path / "root", tmp_path / "cache", self_loops=True)
+    assert looped.graph.num_edges() == 2 * len(und) + 20
+    with pytest.raises(ValueError, match="option self_loops must be true, false or null; got 'yes'"):
+        load("ogbn-arxiv", tmp_path / "root", tmp_path / "cache", self_loops="yes")
+    w2 = write_ogb(tmp_path / "root2", "ogbn-products")
+    prod = load("ogbn-products", tmp_path / "root2", tmp_path / "cache2", self_loops=False)
+    assert prod.graph.num_edges() == 2 * len(w2["edges"]) - 2  # the fixture's one self-loop, both copies
+
+
 def test_ogbn_products_fixture(tmp_path):
     w = write_ogb(tmp_path / "root", "ogbn-products")
     d = load("ogbn-products", tmp_path / "root", tmp_path / "cache")
