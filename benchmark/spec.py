@@ -465,6 +465,7 @@ def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=No
     seed_list = parse_seeds(seeds if seeds is not None else suite.get("seeds", 0))
     suite_seeds = parse_seeds(suite.get("seeds", 0))
     specs: List[RunSpec] = []
+    no_teacher: List[str] = []
     for ds_name, ds_opts in ds_cfg.items():
         DATASETS.get((ds_opts or {}).get("dataset", ds_name))
         eff = apply_sets(deep_merge(suite, (suite.get("overrides") or {}).get(ds_name, {})), sets)
@@ -496,8 +497,15 @@ def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=No
                     dists[label] = {}
             matched = [e for e in exps if _exp_matches(e, teachers, students, distillers)]
             if not matched and students and distillers:
-                exps = [{"teacher": list(teachers) if teachers else None, "student": list(students),
-                         "distiller": list(distillers)}]
+                needy = [d for d in distillers if DISTILLERS.get((dists.get(d) or {}).get("distiller", d)).needs_teacher]
+                if needy and not teachers:
+                    # an ad hoc run of a distiller needs a teacher: this dataset's experiments name none for
+                    # these students, so it has nothing to run (an error only if no dataset has)
+                    no_teacher.append(f"{ds_name}: distiller(s) {needy} need a teacher (--teacher)")
+                    exps = []
+                else:
+                    exps = [{"teacher": list(teachers) if teachers else None, "student": list(students),
+                             "distiller": list(distillers)}]
         for i, exp in enumerate(exps):  # a teacher is one fixed configuration: every student sees the same
             for t_label in _as_list(exp.get("teacher")) if isinstance(exp, dict) else []:
                 if t_label is not None and (models.get(t_label) or {}).get(SEARCH_KEY) not in (None, {}):
@@ -521,7 +529,8 @@ def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=No
                         suite_seeds, d_seeds)
         specs[n_before:] = with_evaluation(specs[n_before:], evaluation)
     if not specs:
-        raise SuiteError(f"suite {name!r}: nothing to run after the filters")
+        raise SuiteError(f"suite {name!r}: nothing to run after the filters"
+                         + (f" ({'; '.join(no_teacher)})" if no_teacher else ""))
     seen = {}
     for s in specs:
         seen.setdefault(s.run_id, s)

@@ -118,6 +118,21 @@ def test_bad_experiment_overrides_are_errors(exp, match):
         expand({**BASE, "experiments": [BASE["experiments"][0], exp]})
 
 
+def test_student_distiller_filter_skips_a_dataset_whose_experiments_lack_them():
+    """`--student mlp --distiller kd` on a suite where one dataset's override runs other experiments:
+    that dataset has nothing to run (kd needs a teacher, and no --teacher names one); an error only when
+    no dataset has runs, and it says why."""
+    suite = {**BASE, "datasets": {"cora": {"protocol": "planetoid"}, "citeseer": {"protocol": "planetoid"}},
+             "overrides": {"citeseer": {"experiments": [{"student": "gcn", "distiller": "none"}]}}}
+    specs = expand(suite, students=["mlp"], distillers=["kd"], seeds="0")
+    assert [(s.dataset, s.teacher["label"], s.student["label"]) for s in specs] == [("cora", "gcn", "mlp")]
+    with pytest.raises(SuiteError, match=r"nothing to run after the filters \(citeseer: distiller\(s\) \['kd'\] "
+                                         r"need a teacher \(--teacher\)\)"):
+        expand(suite, datasets=["citeseer"], students=["mlp"], distillers=["kd"])
+    adhoc = expand(suite, datasets=["citeseer"], teachers=["gcn"], students=["mlp"], distillers=["kd"], seeds="0")
+    assert [(s.dataset, s.teacher["label"]) for s in adhoc] == [("citeseer", "gcn")]
+
+
 def test_unknown_names_in_suite_raise_before_training():
     with pytest.raises(UnknownNameError, match="unknown model 'gcnn'"):
         expand({**BASE, "models": {"gcn": {"model": "gcnn"}}})
