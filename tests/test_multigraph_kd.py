@@ -432,6 +432,6 @@ def test_gcrd_suite_ppi_configuration_through_the_cli(ppi_root, tmp_path):
     (kd,) = hp["kd"]
     assert kd["lam"] == 0.5 and kd["T"] == 1.0 and {h["kernel"] for h in hp["lsp"]} == {"rbf"}
     assert sorted(h["beta"] for h in hp["at"]) == [100.0, 1000.0, 10000.0]
-    assert sorted((h["beta"], h["tau"]) for h in hp["gcrd"]) == [
-        (b, t) for b in (0.01, 0.05) for t in (0.05, 0.075, 0.1)]
+    assert sorted((h["beta"], h["tau"]) for h in hp["gcrd"]) == [  # + the PPI script's beta 0.1
+        (b, t) for b in (0.01, 0.05, 0.1) for t in (0.05, 0.075, 0.1)]
     assert {h["max_samples"] for h in hp["gcrd"]} == {16384}
