@@ -1,0 +1,55 @@
+"""The `gcrd` suite's ogbn-arxiv configuration (G-CRD Table 4) through the CLI, on an OGB-format fixture:
+the reference teacher's settings, the graph without self-loops, SIGN's own script values."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+import gkd_bench  # noqa: F401 - fills the registries
+from gkd_bench.cli import main
+from gkd_bench.records import read_record
+from test_dataset_fixtures import write_ogb
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("GKD_BENCH_OFFLINE", "1")
+    monkeypatch.setenv("OUTDATED_IGNORE", "1")
+
+
+def test_gcrd_suite_arxiv_configuration_through_the_cli(tmp_path):
+    write_ogb(tmp_path / "root", "ogbn-arxiv", n=20)
+    sets = ["train.epochs=2", "models.gat.hidden=4", "models.gat.train.epochs=2", "models.gcn.hidden=8",
+            "models.sign.hidden=8", "models.sign.train.epochs=2", "distillers.gcrd.proj_dim=8",
+            "distillers.kd+gsp.proj_dim=8", "robustness=false"]
+    args = ["run", "--suite", "gcrd", "--dataset", "ogbn-arxiv", "--student", "gcn", "--student", "sign",
+            "--distiller", "gcrd", "--distiller", "kd+gsp", "--seeds", "0", "--data-dir", str(tmp_path / "root"),
+            "--cache-dir", str(tmp_path / "cache"), "--results-dir", str(tmp_path / "res"), "--no-report",
+            "--no-timing", "--fail-fast"]
+    args += [x for s in sets for x in ("--set", s)]
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    recs = [read_record(p) for p in sorted((tmp_path / "res" / "runs" / "gcrd").glob("*.json"))]
+    assert recs and all(r["status"] == "ok" and r["dataset"] == "ogbn-arxiv" for r in recs)
+    for r in recs:
+        assert math.isfinite(r["test"]) and math.isfinite(r["cka"])
+        spec = json.loads(r["spec"])
+        assert spec["dataset_options"] == {"self_loops": False}
+        t = spec["teacher"]["hparams"]
+        assert (t["out_heads"], t["act"], t["norm"], t["residual"], t["residual_bias"]) == (1, "relu", "batch",
+                                                                                           "linear", False)
+        assert (t["dropout"], t["input_dropout"], t["attn_dropout"]) == (0.75, 0.25, 0.0)
+    grid = {}
+    for r in recs:
+        hp = json.loads(r["hparams"])["distiller"]
+        grid.setdefault((r["student"], r["distiller"]), set()).add(
+            (hp["beta"], hp.get("tau"), hp["max_samples"], hp.get("kernel")))
+    # GCN: METHODS.md's G-CRD grid plus run_gcn.sh's beta 0.1, M 16384; KD + GSP cosine plus its beta 10
+    assert grid[("gcn", "gcrd")] == {(b, t, 16384, None) for b in (0.01, 0.05, 0.1) for t in (0.05, 0.075, 0.1)}
+    assert grid[("gcn", "kd+gsp")] == {(b, None, 4096, "cosine") for b in (10.0, 100.0, 1000.0, 10000.0)}
+    # SIGN: arxiv_dgl/scripts/run_all.sh G-CRD beta 0.5, M 8196; run_all_kd_and_aux.sh KD + GSP rbf 1e6, M 2048
+    assert grid[("sign", "gcrd")] == {(b, t, 8196, None) for b in (0.01, 0.05, 0.5) for t in (0.05, 0.075, 0.1)}
+    assert grid[("sign", "kd+gsp")] == {(b, None, 2048, "rbf") for b in (100.0, 1000.0, 10000.0, 1e6)}
