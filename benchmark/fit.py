@@ -54,6 +54,9 @@ class TrainConfig:
             GNNs; ``None``: the model's ``fan_out`` hyperparameter, else 10 per layer.
         eval_batch_size: destination nodes per chunk of mini-batch runs'
             layer-wise / chunked inference (evaluation, teacher outputs).
+        graphs_per_batch: multi-graph datasets (PPI): training graphs joined per step
+            (:func:`make_batches`; default :data:`GRAPHS_PER_BATCH`, DGL's PPI example; the G-CRD
+            reference trains on one graph per step).
     """
 
     epochs: int = 500
@@ -66,10 +69,11 @@ class TrainConfig:
     batch_size: int = 1024
     fan_out: Optional[Tuple[int, ...]] = None
     eval_batch_size: int = 16384
+    graphs_per_batch: int = GRAPHS_PER_BATCH
 
     # fields added after records existed: left out of ``to_dict`` at their default, so the
     # config_id (a hash of the spec's train dict) of every earlier spec is unchanged
-    _OMIT_AT_DEFAULT = ("batching", "batch_size", "fan_out", "eval_batch_size")
+    _OMIT_AT_DEFAULT = ("batching", "batch_size", "fan_out", "eval_batch_size", "graphs_per_batch")
 
     def __post_init__(self):
         if self.fan_out is not None:
@@ -81,7 +85,7 @@ class TrainConfig:
 
         Raises:
             ValueError: unknown keys, an unknown ``batching``, a non-positive
-                ``batch_size``/``eval_batch_size`` or a malformed ``fan_out``.
+                ``batch_size``/``eval_batch_size``/``graphs_per_batch`` or a malformed ``fan_out``.
         """
         d = dict(d or {})
         known = {f.name for f in dataclasses.fields(cls)}
@@ -104,7 +108,7 @@ class TrainConfig:
                 out[k] = None if v is None else tuple(int(f) for f in v)
             else:
                 out[k] = int(v) if types[k] == "int" else float(v)
-        for k in ("batch_size", "eval_batch_size"):
+        for k in ("batch_size", "eval_batch_size", "graphs_per_batch"):
             if k in out and out[k] < 1:
                 raise ValueError(f"train.{k} must be positive, got {out[k]}")
         return cls(**out)
@@ -184,11 +188,12 @@ def predict_graphs(model: torch.nn.Module, parts: List[GraphData], batch_size: O
     return ModelOutput(logits, hidden)
 
 
-def make_batches(view: GraphData, distiller: Distiller, teacher_out: Optional[ModelOutput] = None
-                 ) -> List[Batch]:
+def make_batches(view: GraphData, distiller: Distiller, teacher_out: Optional[ModelOutput] = None,
+                 graphs_per_batch: int = GRAPHS_PER_BATCH) -> List[Batch]:
     """One epoch's batches: the full batch, or for a multi-graph view (``view.graphs``) the
-    training graphs in a fresh random order (global torch RNG), ``GRAPHS_PER_BATCH`` per
-    ``dgl.batch``, every node labelled (train and KD nodes = all nodes of the batch).
+    training graphs in a fresh random order (global torch RNG), ``graphs_per_batch`` per
+    ``dgl.batch`` (the last batch may hold fewer), every node labelled (train and KD nodes = all
+    nodes of the batch).
 
     Multi-graph batches carry ``graph_sizes`` (node counts of their graphs, in batch
     order) and, with ``teacher_out``, ``teacher``: the rows of ``teacher_out`` of exactly
@@ -204,8 +209,11 @@ def make_batches(view: GraphData, distiller: Distiller, teacher_out: Optional[Mo
             batch reads the whole ``teacher_out`` in :meth:`Distiller.train_step` instead.
 
     Raises:
-        ValueError: ``teacher_out`` whose row count is not the training graphs' node total.
+        ValueError: ``teacher_out`` whose row count is not the training graphs' node total, or
+            ``graphs_per_batch`` < 1.
     """
+    if int(graphs_per_batch) < 1:
+        raise ValueError(f"graphs_per_batch must be positive, got {graphs_per_batch}")
     if not view.graphs:
         return [make_batch(view, distiller)]
     import dgl
@@ -218,8 +226,8 @@ def make_batches(view: GraphData, distiller: Distiller, teacher_out: Optional[Mo
                          "outputs of predict_graphs on view.graphs['train'])")
     order = torch.randperm(len(train)).tolist()
     out = []
-    for i in range(0, len(order), GRAPHS_PER_BATCH):
-        chunk = order[i:i + GRAPHS_PER_BATCH]
+    for i in range(0, len(order), int(graphs_per_batch)):
+        chunk = order[i:i + int(graphs_per_batch)]
         parts = [train[j] for j in chunk]
         g = dgl.batch([p.graph for p in parts])
         idx = torch.arange(g.num_nodes())
@@ -247,7 +255,7 @@ def check_multigraph(distiller: Distiller, view: GraphData) -> None:
     name = next((k for k in DISTILLERS if DISTILLERS.get(k) is type(distiller)), type(distiller).__name__)
     reason = getattr(distiller, "multigraph_reason", "")
     raise ValueError(f"dataset {view.name!r} is multi-graph ({len(view.graphs.get('train', []))} training "
-                     f"graphs, batched {GRAPHS_PER_BATCH} per step): distiller {name!r} does not support "
+                     f"graphs, trained in batches of graphs): distiller {name!r} does not support "
                      f"multi-graph datasets" + (f" ({reason})" if reason else ""))
 
 
@@ -357,7 +365,8 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
         if batching == "minibatch":
             batches = minibatches(view, distiller, model, cfg, teacher_out)
         else:
-            batches = fixed or make_batches(view, distiller, teacher_out if view.graphs else None)
+            batches = fixed or make_batches(view, distiller, teacher_out if view.graphs else None,
+                                            cfg.graphs_per_batch)
         terms = distiller.train_epoch(batches, model, opt, teacher_out)
         if not math.isfinite(terms["loss"]):
             raise FloatingPointError(f"loss became {terms['loss']} at epoch {epoch}")

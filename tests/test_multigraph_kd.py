@@ -127,6 +127,41 @@ def test_batch_teacher_rows_are_the_eval_forward_on_its_own_graphs(ppi):
         assert not torch.allclose(teacher(batches[0].graph, batches[0].x).logits, batches[0].teacher.logits)
 
 
+@pytest.mark.parametrize("per_batch, sizes", [(1, [1] * 20), (3, [3] * 6 + [2]), (20, [20])])
+def test_graphs_per_batch_setting(ppi, per_batch, sizes):
+    """train.graphs_per_batch: each training graph once per epoch, ``per_batch`` per step (the last step
+    takes the rest); the teacher rows follow the batch; a TrainConfig keeps it out of to_dict (and so
+    out of config ids) at the default only; < 1 is an error."""
+    t_out = predict_graphs(_teacher(ppi), ppi.graphs["train"])
+    torch.manual_seed(0)
+    batches = make_batches(ppi, DISTILLERS.get("kd")(), t_out, graphs_per_batch=per_batch)
+    assert [len(b.graph_sizes) for b in batches] == sizes
+    assert sum(b.teacher.logits.shape[0] for b in batches) == N_TRAIN
+    assert "graphs_per_batch" not in TrainConfig().to_dict() and TrainConfig().graphs_per_batch == GRAPHS_PER_BATCH
+    cfg = TrainConfig.from_dict({"graphs_per_batch": per_batch})
+    assert cfg.graphs_per_batch == per_batch
+    assert ("graphs_per_batch" in cfg.to_dict()) == (per_batch != GRAPHS_PER_BATCH)
+    with pytest.raises(ValueError, match="train.graphs_per_batch must be positive, got 0"):
+        TrainConfig.from_dict({"graphs_per_batch": 0})
+    with pytest.raises(ValueError, match="graphs_per_batch must be positive, got 0"):
+        make_batches(ppi, DISTILLERS.get("kd")(), t_out, graphs_per_batch=0)
+
+
+def test_fit_trains_with_the_configured_graphs_per_batch(ppi, monkeypatch):
+    """fit passes train.graphs_per_batch to make_batches: one optimiser step per graph at 1."""
+    import gkd_bench.fit as fit_mod
+
+    seen = []
+    real = fit_mod.make_batches
+    monkeypatch.setattr(fit_mod, "make_batches", lambda *a, **k: seen.append(a[3] if len(a) > 3 else k.get(
+        "graphs_per_batch")) or real(*a, **k))
+    torch.manual_seed(0)
+    student = MODELS.get("gat")(ppi.num_features, 121, hidden=4, heads=2, num_layers=2, dropout=0.0,
+                                attn_dropout=0.0)
+    fit(student, DISTILLERS.get("none")(), ppi, None, TrainConfig(epochs=2, patience=5, graphs_per_batch=1))
+    assert seen == [1, 1]
+
+
 def test_make_batches_refuses_teacher_outputs_of_other_nodes(ppi):
     t_out = predict_graphs(_teacher(ppi), ppi.graphs["train"][:-1])
     with pytest.raises(ValueError, match=r"dataset 'ppi': teacher outputs have .* rows, but the 20 training graphs"):
