@@ -26,8 +26,11 @@ grid (see :func:`entry_points`). ``search`` works inside ``overrides`` and
 through ``--set distillers.kd.search.lam=[0.8,0.9]``; ``search: null`` (or
 ``{}``) turns a search off. A model used as a teacher may not carry a search.
 
-Precedence: factory defaults < suite < ``overrides[dataset]`` < ``--set
-key=value``. Unknown keys are errors. Every hyperparameter is resolved
+An experiment may add ``distillers: {label: {...}}``: settings merged over the
+suite's entries of those labels for that experiment's runs only (same labels).
+
+Precedence: factory defaults < suite < ``overrides[dataset]`` < an
+experiment's ``distillers`` < ``--set key=value``. Unknown keys are errors. Every hyperparameter is resolved
 (factory defaults filled in) and stored in the spec, so ``config_id`` changes
 whenever anything that affects training changes.
 """
@@ -499,10 +502,12 @@ def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=No
             if not matched and students and distillers:
                 needy = [d for d in distillers if DISTILLERS.get((dists.get(d) or {}).get("distiller", d)).needs_teacher]
                 if needy and not teachers:
-                    # an ad hoc run of a distiller needs a teacher: this dataset's experiments name none for
-                    # these students, so it has nothing to run (an error only if no dataset has)
+                    # an ad hoc run of a distiller that needs a teacher: this dataset's experiments name
+                    # none for these students, so those distillers are left out here (an error only if
+                    # no dataset has runs); the others still run ad hoc
                     no_teacher.append(f"{ds_name}: distiller(s) {needy} need a teacher (--teacher)")
-                    exps = []
+                    rest = [d for d in distillers if d not in needy]
+                    exps = [{"teacher": None, "student": list(students), "distiller": rest}] if rest else []
                 else:
                     exps = [{"teacher": list(teachers) if teachers else None, "student": list(students),
                              "distiller": list(distillers)}]
@@ -516,7 +521,7 @@ def expand(suite: dict, *, datasets: Optional[Iterable[str]] = None, teachers=No
         for i, exp in enumerate(exps):
             if not isinstance(exp, dict) or not {"student", "distiller"} <= set(exp):
                 raise SuiteError(f"suite {name!r}: experiment {i} needs 'student' and 'distiller'")
-            exp_dists = _experiment_distillers(name, i, exp, dists)
+            exp_dists = _experiment_distillers(name, i, exp, dists, sets)
             for d_label in _as_list(exp["distiller"]):
                 if distillers and d_label not in distillers:
                     continue
@@ -596,10 +601,11 @@ def _expand_distiller_point(specs, name, i, exp, d_label, d_entry, d_search, mod
 EXPERIMENT_KEYS = {"teacher", "student", "distiller", "distillers"}
 
 
-def _experiment_distillers(name: str, i: int, exp: dict, dists: dict) -> dict:
+def _experiment_distillers(name: str, i: int, exp: dict, dists: dict, sets: Sequence[str] = ()) -> dict:
     """The suite's ``distillers`` entries as experiment ``i`` sees them: its own ``distillers:`` mapping,
-    if any, deep-merged over them (a grid given there replaces the suite's grid of that hyperparameter).
-    The leaderboard label stays the entry's name, so the same method can carry other settings for some
+    if any, deep-merged over them (a grid given there replaces the suite's grid of that hyperparameter),
+    then the ``--set distillers.*`` assignments again, so that ``--set`` keeps the last word. The
+    leaderboard label stays the entry's name, so the same method can carry other settings for some
     students (G-CRD's SIGN scripts, say).
 
     Raises:
@@ -619,7 +625,9 @@ def _experiment_distillers(name: str, i: int, exp: dict, dists: dict) -> dict:
     if stray:
         raise SuiteError(f"suite {name!r}: experiment {i}: 'distillers' overrides {stray}, which the experiment "
                          f"does not run (its distillers: {sorted(listed)})")
-    return deep_merge(dists, own)
+    merged = deep_merge(dists, own)
+    mine = [s for s in sets if "=" in s and s.split("=", 1)[0].strip().startswith("distillers.")]
+    return apply_sets({"distillers": merged}, mine)["distillers"] if mine else merged
 
 
 def _exp_matches(exp, teachers, students, distillers) -> bool:

@@ -55,7 +55,7 @@ class GAT(nn.Module):
     reference uses 0.25 on the input and 0.75 between layers.
 
     Raises:
-        ValueError: ``residual`` not one of ``False``, ``True``, ``"linear"``; a bad ``norm``, ``act``,
+        ValueError: ``residual`` not one of ``False`` (or ``None``), ``True``, ``"linear"``; a bad ``norm``, ``act``,
             ``input_norm``, dropout rate or ``num_layers``.
     """
 
@@ -69,6 +69,8 @@ class GAT(nn.Module):
         from dgl.nn import GATConv
 
         check_layers(num_layers)
+        if residual is None:  # as before the option had its third value: no residual
+            residual = False
         if residual not in (False, True, "linear"):
             raise ValueError(f"gat: residual must be false, true or 'linear'; got {residual!r}")
         linear_skip = residual == "linear"

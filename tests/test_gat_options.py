@@ -132,3 +132,37 @@ def test_new_options_stay_out_of_config_ids_at_their_defaults():
     assert changed["norm"] == "batch" and changed["input_dropout"] == 0.25 and changed["residual_bias"] is False
     assert {k: v for k, v in changed.items() if k not in ("norm", "input_dropout", "residual_bias")} == plain
     assert count_parameters(MODELS.get("gat")(5, 3, **plain)) == count_parameters(MODELS.get("gat")(5, 3, hidden=8))
+
+
+def test_train_mode_skip_sees_the_dropped_input_and_norm_precedes_the_activation():
+    """Train mode, dense input: the skip and the conv read the same dropped input (input_dropout on x,
+    dropout between layers), the norm acts on conv + skip, then ELU; replayed with the same RNG draws."""
+    from torch.nn import functional as F
+
+    from gkd_bench.methods._common import with_self_loops
+
+    g, x = _graph()
+    torch.manual_seed(0)
+    model = MODELS.get("gat")(5, 3, hidden=4, heads=2, out_heads=2, residual="linear", norm="layer",
+                              dropout=0.4, input_dropout=0.3, attn_dropout=0.0).train()
+    torch.nn.init.normal_(model.norms[0].weight)
+    gl = with_self_loops(g)
+    torch.manual_seed(5)
+    out = model(g, x)
+    torch.manual_seed(5)
+    x0 = F.dropout(x, 0.3, True)
+    h1 = F.elu(model.norms[0](model.layers[0](gl, x0).flatten(1) + model.skips[0](x0)))
+    h1d = F.dropout(h1, 0.4, True)
+    logits = model.layers[1](gl, h1d).mean(1) + model.skips[1](h1d) + model.out_bias
+    assert torch.allclose(out.hidden[0], h1, atol=1e-6) and torch.allclose(out.logits, logits, atol=1e-6)
+    # the norm after the skip matters: normalising the conv part alone gives other values
+    alt = F.elu(model.norms[0](model.layers[0](gl, x0).flatten(1)) + model.skips[0](x0))
+    assert not torch.allclose(alt, h1, atol=1e-3)
+
+
+def test_residual_none_means_no_residual():
+    torch.manual_seed(0)
+    a = MODELS.get("gat")(5, 3, residual=None)
+    torch.manual_seed(0)
+    b = MODELS.get("gat")(5, 3, residual=False)
+    assert a.state_dict().keys() == b.state_dict().keys() and a.skips is None and a.layers[0].res_fc is None

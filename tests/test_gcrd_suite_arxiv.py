@@ -53,3 +53,22 @@ def test_gcrd_suite_arxiv_configuration_through_the_cli(tmp_path):
     # SIGN: arxiv_dgl/scripts/run_all.sh G-CRD beta 0.5, M 8196; run_all_kd_and_aux.sh KD + GSP rbf 1e6, M 2048
     assert grid[("sign", "gcrd")] == {(b, t, 8196, None) for b in (0.01, 0.05, 0.5) for t in (0.05, 0.075, 0.1)}
     assert grid[("sign", "kd+gsp")] == {(b, None, 2048, "rbf") for b in (100.0, 1000.0, 10000.0, 1e6)}
+
+
+def test_gcrd_suite_sign_grids_hold_the_sign_script_values():
+    """arxiv_dgl/scripts/run_all.sh and run_all_kd_and_aux.sh: every SIGN script value is a grid point; GCN
+    keeps the GCN scripts' grids (AT with run_gcn.sh's 1e5)."""
+    from gkd_bench.spec import expand, load_suite
+
+    grid = {}
+    for s in expand(load_suite("gcrd"), datasets=["ogbn-arxiv"], all_seeds=True):
+        hp = s.distiller["hparams"]
+        grid.setdefault((s.student["label"], s.distiller["label"]), set()).add(
+            (hp.get("beta"), hp.get("kernel"), hp.get("max_samples")))
+    betas = lambda k: sorted(b for b, _, _ in grid[k])  # noqa: E731
+    assert betas(("sign", "fitnet")) == betas(("sign", "kd+fitnet")) == [100.0, 1000.0, 10000.0]
+    assert betas(("sign", "at")) == betas(("sign", "kd+at")) == [100.0, 1000.0, 10000.0]
+    assert betas(("gcn", "at")) == [100.0, 1000.0, 10000.0, 100000.0]
+    assert grid[("sign", "gsp")] == {(b, "rbf", 2048) for b in (100.0, 1000.0, 10000.0, 1e7)}
+    assert grid[("gcn", "gsp")] == {(b, "cosine", 4096) for b in (100.0, 1000.0, 10000.0)}
+    assert ("sign", "lsp") not in grid  # LSP needs message passing: not on SIGN (the paper's "-")

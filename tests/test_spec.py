@@ -101,6 +101,10 @@ def test_experiment_distiller_overrides_apply_to_that_experiment_only():
         (0.2, 4.0), (0.2, 8.0), (0.2, 16.0)}
     assert {s.seed for s in gcn} == {0}  # stage 1 on the suite's search seeds
     assert suite["distillers"]["kd"]["lam"] == 0.7  # the suite dict itself is not changed
+    # --set keeps the last word, also over an experiment's own settings
+    forced = expand(suite, sets=["distillers.kd.lam=0.9", "distillers.kd.search=null"])
+    assert {(s.student["label"], s.distiller["hparams"]["lam"], s.distiller["hparams"]["T"]) for s in forced} == {
+        ("mlp", 0.9, 1.0), ("gcn", 0.9, 1.0)}
 
 
 @pytest.mark.parametrize("exp, match", [
@@ -131,6 +135,9 @@ def test_student_distiller_filter_skips_a_dataset_whose_experiments_lack_them():
         expand(suite, datasets=["citeseer"], students=["mlp"], distillers=["kd"])
     adhoc = expand(suite, datasets=["citeseer"], teachers=["gcn"], students=["mlp"], distillers=["kd"], seeds="0")
     assert [(s.dataset, s.teacher["label"]) for s in adhoc] == [("citeseer", "gcn")]
+    # only the distillers that need a teacher are left out: `none` still runs ad hoc there
+    mixed = expand(suite, datasets=["citeseer"], students=["mlp"], distillers=["none", "kd"], seeds="0")
+    assert [(s.dataset, s.teacher, s.distiller["label"]) for s in mixed] == [("citeseer", None, "none")]
 
 
 def test_unknown_names_in_suite_raise_before_training():
