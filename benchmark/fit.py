@@ -2,12 +2,14 @@
 
 Full-batch or mini-batch training (``TrainConfig.batching``; mini-batches,
 neighbour sampling and bounded-memory inference live in
-:mod:`gkd_bench.minibatch`) with Adam, evaluation on the validation split every
+:mod:`gkd_bench.minibatch`) with Adam (``TrainConfig.optimizer``: or RMSprop,
+optionally after a linear warm-up), evaluation on the validation split every
 ``eval_every`` epochs, early stopping after ``patience`` epochs without a
 better validation score, and the best-validation weights restored. "Better"
 is a higher validation score, or an equal score with a lower validation loss
 (ties in accuracy are frequent on small validation sets; GAT's reference code
-also stops on accuracy or loss).
+also stops on accuracy or loss); ``TrainConfig.selection: loss`` ranks by
+validation loss first instead.
 Methods differ only in their distiller's loss (and, for online methods, its
 ``train_step``).
 """
@@ -38,8 +40,8 @@ class TrainConfig:
 
     Attributes:
         epochs: maximum number of epochs (full passes).
-        lr: Adam learning rate.
-        weight_decay: Adam L2 weight decay.
+        lr: learning rate.
+        weight_decay: L2 weight decay (the optimiser's own).
         patience: stop after this many epochs without a better validation score.
         eval_every: evaluate every this many epochs.
         max_time_s: wall-clock budget in seconds (0 = none); exceeding it ends
@@ -57,6 +59,15 @@ class TrainConfig:
         graphs_per_batch: multi-graph datasets (PPI): training graphs joined per step
             (:func:`make_batches`; default :data:`GRAPHS_PER_BATCH`, DGL's PPI example; the G-CRD
             reference trains on one graph per step).
+        optimizer: ``adam`` (default) or ``rmsprop`` (torch's defaults otherwise; the G-CRD
+            ogbn-arxiv GAT teacher, ``arxiv_dgl/gat.py``); see :func:`make_optimizer`.
+        warmup_epochs: linear learning-rate warm-up: epoch ``e <= warmup_epochs`` trains at
+            ``lr * e / warmup_epochs`` (``torch.optim.lr_scheduler.LinearLR``; the same
+            teacher: 50). 0 = none.
+        selection: which weights are kept: ``metric`` (default), the epoch with the best
+            validation score (ties: lower validation loss), or ``loss``, the epoch with the
+            lowest validation loss (ties: better score), as the same teacher's script. Patience
+            counts epochs since that epoch in both cases.
     """
 
     epochs: int = 500
@@ -70,10 +81,16 @@ class TrainConfig:
     fan_out: Optional[Tuple[int, ...]] = None
     eval_batch_size: int = 16384
     graphs_per_batch: int = GRAPHS_PER_BATCH
+    optimizer: str = "adam"
+    warmup_epochs: int = 0
+    selection: str = "metric"
 
     # fields added after records existed: left out of ``to_dict`` at their default, so the
     # config_id (a hash of the spec's train dict) of every earlier spec is unchanged
-    _OMIT_AT_DEFAULT = ("batching", "batch_size", "fan_out", "eval_batch_size", "graphs_per_batch")
+    _OMIT_AT_DEFAULT = ("batching", "batch_size", "fan_out", "eval_batch_size", "graphs_per_batch", "optimizer",
+                        "warmup_epochs", "selection")
+    #: allowed values of the string options
+    _CHOICES = {"optimizer": ("adam", "rmsprop"), "selection": ("metric", "loss")}
 
     def __post_init__(self):
         if self.fan_out is not None:
@@ -84,8 +101,9 @@ class TrainConfig:
         """Build from a dict; unknown keys raise ``ValueError`` naming them and the known ones.
 
         Raises:
-            ValueError: unknown keys, an unknown ``batching``, a non-positive
-                ``batch_size``/``eval_batch_size``/``graphs_per_batch`` or a malformed ``fan_out``.
+            ValueError: unknown keys, an unknown ``batching``/``optimizer``/``selection``, a
+                non-positive ``batch_size``/``eval_batch_size``/``graphs_per_batch``, a negative
+                ``warmup_epochs`` or a malformed ``fan_out``.
         """
         d = dict(d or {})
         known = {f.name for f in dataclasses.fields(cls)}
@@ -106,11 +124,17 @@ class TrainConfig:
                                       or any(int(f) < 1 for f in v)):
                     raise ValueError(f"train.fan_out must be a list of positive ints (one per layer), got {v!r}")
                 out[k] = None if v is None else tuple(int(f) for f in v)
+            elif k in cls._CHOICES:
+                if v not in cls._CHOICES[k]:
+                    raise ValueError(f"train.{k} must be one of {list(cls._CHOICES[k])}, got {v!r}")
+                out[k] = str(v)
             else:
                 out[k] = int(v) if types[k] == "int" else float(v)
         for k in ("batch_size", "eval_batch_size", "graphs_per_batch"):
             if k in out and out[k] < 1:
                 raise ValueError(f"train.{k} must be positive, got {out[k]}")
+        if out.get("warmup_epochs", 0) < 0:
+            raise ValueError(f"train.warmup_epochs must be >= 0, got {out['warmup_epochs']}")
         return cls(**out)
 
     def to_dict(self) -> dict:
@@ -307,6 +331,13 @@ def eval_batch_size(cfg: TrainConfig, batching: str) -> Optional[int]:
     return int(cfg.eval_batch_size) if batching == "minibatch" else None
 
 
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """``cfg.optimizer`` over ``params`` with ``cfg.lr`` and ``cfg.weight_decay``: ``torch.optim.Adam`` or
+    ``torch.optim.RMSprop`` (other arguments at torch's defaults)."""
+    cls = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}[cfg.optimizer]
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
         teacher_out: Optional[ModelOutput], cfg: TrainConfig, progress=None) -> FitResult:
     """Train ``model`` on ``view`` with ``distiller``'s loss; keep the best-validation weights.
@@ -348,7 +379,10 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
         opt = distiller.make_optimizers(model, cfg)
     else:
         params = list(model.parameters()) + [p for p in distiller.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = make_optimizer(params, cfg)
+    warmup = [torch.optim.lr_scheduler.LinearLR(o, start_factor=1.0 / cfg.warmup_epochs,
+                                                total_iters=cfg.warmup_epochs - 1)
+              for o in (opt if isinstance(opt, (list, tuple)) else [opt])] if cfg.warmup_epochs > 1 else []
     members = list(model) if isinstance(model, StudentEnsemble) else [model]
     batching = "full" if isinstance(model, StudentEnsemble) else resolve_batching(cfg, model, distiller, view)
     ebs = eval_batch_size(cfg, batching)
@@ -374,7 +408,11 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
             evals = [split_eval(m, view, "val", ebs) for m in members]
             vals = [v for v, _ in evals]
             for i, (m, (val, val_loss)) in enumerate(zip(members, evals)):
-                if val > best_val[i] or (val == best_val[i] and val_loss < best_loss[i]):
+                if cfg.selection == "loss":
+                    better = val_loss < best_loss[i] or (val_loss == best_loss[i] and val > best_val[i])
+                else:
+                    better = val > best_val[i] or (val == best_val[i] and val_loss < best_loss[i])
+                if better:
                     best_val[i], best_loss[i], best_epoch[i] = val, val_loss, epoch
                     best_state[i] = copy.deepcopy(m.state_dict())
             terms["val"] = sum(vals) / len(vals)
@@ -383,6 +421,8 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
             if epoch - max(best_epoch) >= cfg.patience:
                 break
         history.append(terms)
+        for sched in warmup:  # the next epoch's learning rate
+            sched.step()
         if cfg.max_time_s and time.perf_counter() - start > cfg.max_time_s:
             timed_out = True
             break

@@ -316,8 +316,10 @@ class Alignahead(Distiller):
                               for l, p in self.pairs) for _ in range(K))
 
     def make_optimizers(self, students: StudentEnsemble, cfg) -> List[torch.optim.Optimizer]:
-        """One Adam per student (``cfg.lr``, ``cfg.weight_decay``) over its weights and its own
-        heads and projections."""
+        """One optimiser per student (:func:`gkd_bench.fit.make_optimizer`: ``cfg.optimizer``, Adam by
+        default, ``cfg.lr``, ``cfg.weight_decay``) over its weights and its own heads and projections."""
+        from gkd_bench.fit import make_optimizer
+
         opts = []
         for k, m in enumerate(students):
             params = list(m.parameters())
@@ -325,7 +327,7 @@ class Alignahead(Distiller):
                 params += list(self.heads[k].parameters())
             if self.feature_align:
                 params += list(self.projs[k].parameters())
-            opts.append(torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay))
+            opts.append(make_optimizer(params, cfg))
         return opts
 
     # ------------------------------------------------------------ training

@@ -42,6 +42,9 @@ def test_gcrd_suite_arxiv_configuration_through_the_cli(tmp_path):
         assert (t["out_heads"], t["act"], t["norm"], t["residual"], t["residual_bias"]) == (1, "relu", "batch",
                                                                                            "linear", False)
         assert (t["dropout"], t["input_dropout"], t["attn_dropout"]) == (0.75, 0.25, 0.0)
+        tt = spec["teacher"]["train"]
+        assert (tt["optimizer"], tt["warmup_epochs"], tt["selection"], tt["lr"]) == ("rmsprop", 50, "loss", 0.002)
+        assert "optimizer" not in spec["student"]["train"]  # the students keep Adam
     grid = {}
     for r in recs:
         hp = json.loads(r["hparams"])["distiller"]
