@@ -28,7 +28,9 @@ class GCN(nn.Module):
     """GraphConv layers, symmetric normalisation D^-1/2 (A+I) D^-1/2, ReLU, dropout.
 
     Shapes: ``x`` ``[N, in_dim]`` -> logits ``[N, num_classes]``; ``hidden`` holds
-    ``num_layers - 1`` tensors ``[N, hidden]`` (post-activation, before dropout).
+    ``num_layers - 1`` tensors ``[N, hidden]`` (post-activation, before dropout; after it with
+    ``hidden_after_dropout=True``, what G-CRD's reference distils: ``arxiv_pyg/gnn.py`` sets
+    ``out_feat`` after ``F.dropout``; the same in eval mode, where dropout is the identity).
     Kipf's Cora setting: 2 layers, hidden 16, dropout 0.5, weight decay 5e-4.
 
     Sparse first layer: when at most
@@ -44,8 +46,9 @@ class GCN(nn.Module):
     """
 
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 64, num_layers: int = 2,
-                 dropout: float = 0.5, norm=None, input_dropout=None):
+                 dropout: float = 0.5, norm=None, input_dropout=None, hidden_after_dropout: bool = False):
         super().__init__()
+        self.hidden_after_dropout = bool(hidden_after_dropout)
         from dgl.nn import GraphConv
 
         check_layers(num_layers)
@@ -78,13 +81,18 @@ class GCN(nn.Module):
             h = layer(g, h) if i or h0 is None else h0
             if i < len(self.layers) - 1:
                 h = self.norms[i](h).relu()
-                hidden.append(h)
-                h = self.dropout(h)
+                dropped = self.dropout(h)
+                hidden.append(dropped if self.hidden_after_dropout else h)
+                h = dropped
         return ModelOutput(h, tuple(hidden))
 
 
 @MODELS.register("gcn")
 def gcn(in_dim: int, num_classes: int, hidden: int = 64, num_layers: int = 2,
-        dropout: float = 0.5, norm=None, input_dropout=None) -> GCN:
+        dropout: float = 0.5, norm=None, input_dropout=None, hidden_after_dropout: bool = False) -> GCN:
     """Factory for :class:`GCN`; keyword arguments are its hyperparameters."""
-    return GCN(in_dim, num_classes, hidden, num_layers, dropout, norm, input_dropout)
+    return GCN(in_dim, num_classes, hidden, num_layers, dropout, norm, input_dropout, hidden_after_dropout)
+
+
+# added after GCN records existed; at its default it stays out of config ids (gkd_bench.spec.ID_NEUTRAL_ATTR)
+gcn.id_neutral_defaults = ("hidden_after_dropout",)

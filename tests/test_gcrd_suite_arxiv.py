@@ -45,6 +45,7 @@ def test_gcrd_suite_arxiv_configuration_through_the_cli(tmp_path):
         tt = spec["teacher"]["train"]
         assert (tt["optimizer"], tt["warmup_epochs"], tt["selection"], tt["lr"]) == ("rmsprop", 50, "loss", 0.002)
         assert "optimizer" not in spec["student"]["train"]  # the students keep Adam
+        assert spec["student"]["hparams"]["hidden_after_dropout"] is True  # G-CRD's out_feat
     grid = {}
     for r in recs:
         hp = json.loads(r["hparams"])["distiller"]

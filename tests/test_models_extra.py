@@ -139,3 +139,28 @@ def test_gat_input_norm_is_invariant_to_feature_scale():
     torch.manual_seed(0)
     plain = MODELS.get("gat")(4, 3).eval()
     assert not torch.allclose(plain(g, x).logits, plain(g, 5 * x).logits, atol=1e-3)
+
+
+@pytest.mark.parametrize("name, kw", [("gcn", dict(hidden=6, dropout=0.5)), ("sage", dict(hidden=6, dropout=0.5)),
+                                      ("sign", dict(hidden=6, num_hops=2, dropout=0.5, input_dropout=0.0))])
+def test_hidden_after_dropout_is_the_dropped_representation(name, kw):
+    """hidden_after_dropout=True hands out the hidden layer after dropout (G-CRD's ``out_feat``): the kept
+    entries are the pre-dropout ones scaled by 1 / (1 - p), the dropped ones zero; the logits, the
+    random draws and eval mode are unchanged."""
+    g, x = _graph()
+    x = x.float()
+    torch.manual_seed(0)
+    before = MODELS.get(name)(4, 3, **kw).train()
+    after = MODELS.get(name)(4, 3, **kw, hidden_after_dropout=True).train()
+    after.load_state_dict(before.state_dict())
+    torch.manual_seed(1)
+    a = before(g, x)
+    torch.manual_seed(1)
+    b = after(g, x)
+    assert torch.equal(a.logits, b.logits)
+    pre, post = a.hidden[-1], b.hidden[-1]
+    kept = post != 0
+    assert 0 < int(kept.sum()) < int((pre != 0).sum())
+    assert torch.allclose(post[kept], pre[kept] / 0.5)
+    before.eval(), after.eval()
+    assert torch.equal(before(g, x).hidden[-1], after(g, x).hidden[-1])
