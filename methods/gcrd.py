@@ -42,6 +42,7 @@ class _ChunkedContrastiveCE(torch.autograd.Function):
                 p = logp.exp_()
                 torch.mm(p, t, out=gs[a:b])
                 gt.addmm_(p.t(), s[a:b])
+                del p  # the same block as logp: free it before the next block is scored
             del logp
         if need_grad:
             gs.sub_(t)
