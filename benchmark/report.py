@@ -10,7 +10,7 @@ table, latency is reported per hardware id.
 
 Hyperparameter searches (:mod:`gkd_bench.search`): of each search group only
 the point selected on validation is a leaderboard row (``search_selected``,
-``search_candidates``, ``search_size``, ``search_provisional``), and gains are
+``search_candidates``, ``search_size``, ``search_provisional``, ``search_pending``), and gains are
 paired against the selected ``none`` / ``kd`` rows; ``search.csv`` and the
 "Hyperparameter search" section of ``LEADERBOARD.md`` list every grid point.
 """
@@ -85,7 +85,8 @@ DEFINITIONS = {
 SEARCH_DEFINITIONS = {
     "selected": "hyperparameter search: the grid point shown for this method, the one with the highest mean "
                 "validation score over its finished seeds (ties: more finished seeds, then the earlier grid "
-                "point); test scores play no part. '*': provisional, some grid point still lacks a seed",
+                "point); test scores play no part. '*': provisional, some grid point still lacks a seed; '+': "
+                "selected, but the point still lacks some of its seeds (stage 2 of a two-stage search to run)",
     "candidates": "grid points with at least one finished seed / grid points; every point is listed under "
                   "'Hyperparameter search' and in search.csv",
 }
@@ -219,7 +220,7 @@ def leaderboard(runs: pd.DataFrame, include_perturbed: bool = False, search_tabl
     Of a hyperparameter search group only the point selected on validation
     (:func:`gkd_bench.search.search_table`; pass ``search_table`` when already
     computed) is a row, with ``search_group``, ``search_selected`` (its label),
-    ``search_candidates``, ``search_size`` and ``search_provisional``; the
+    ``search_candidates``, ``search_size``, ``search_provisional`` and ``search_pending``; the
     other points are left out before gains are paired, so ``gain_vs_none`` and
     ``gain_vs_kd`` compare selected rows.
     """
@@ -320,12 +321,15 @@ def _pm(mean, std, n=None) -> str:
 
 def _selected_text(r) -> str:
     """A leaderboard row's selected grid point, ``T=4,lam=0.9`` (the full label ``mlp[..]+kd[..]`` when two
-    entries are searched), ``*`` appended while provisional; blank for a row outside any search."""
+    entries are searched), ``*`` appended while provisional, ``+`` while the selected point still lacks
+    seeds (stage 2 to run); blank for a row outside any search."""
     label = r.get("search_selected")
     if not isinstance(label, str):
         return ""
     m = re.fullmatch(r"[^\[\]]+\[([^\[\]]*)\]", label)
-    return (m.group(1) if m else label) + (" *" if r.get("search_provisional") else "")
+    flag = lambda k: isinstance(r.get(k), (bool, np.bool_)) and bool(r.get(k))  # noqa: E731 (NaN: no)
+    mark = " *" if flag("search_provisional") else (" +" if flag("search_pending") else "")
+    return (m.group(1) if m else label) + mark
 
 
 def markdown_table(lb: pd.DataFrame) -> str:

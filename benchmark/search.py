@@ -394,8 +394,10 @@ def select(points: List[dict]) -> Optional[int]:
 
 def selection_columns(table) -> Dict[str, dict]:
     """``config_id`` of each selected point -> its leaderboard columns: ``search_group``, ``search_selected``
-    (the point's label), ``search_candidates`` (points with a finished seed), ``search_size`` (grid points)
-    and ``search_provisional``."""
+    (the point's label), ``search_candidates`` (points with a finished seed), ``search_size`` (grid points),
+    ``search_provisional`` (some grid point lacks a search seed: the selection may change) and
+    ``search_pending`` (the selection is final but the selected point lacks some of its seeds: in a
+    two-stage search, stage 2 has not run them all yet)."""
     out = {}
     if table.empty:
         return out
@@ -406,7 +408,9 @@ def selection_columns(table) -> Dict[str, dict]:
         r = sel.iloc[0]
         out[r["config_id"]] = {"search_group": r["search_group"], "search_selected": r["search_label"],
                                "search_candidates": int((g["n"] > 0).sum()), "search_size": int(r["search_size"]),
-                               "search_provisional": bool(r["provisional"])}
+                               "search_provisional": bool(r["provisional"]),
+                               # a final selection whose point still lacks seeds (two-stage: stage 2 to run)
+                               "search_pending": bool(not r["provisional"] and r["n"] < r["n_expected"])}
     return out
 
 

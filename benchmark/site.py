@@ -186,7 +186,7 @@ def table_columns(g: pd.DataFrame) -> List[Column]:
                           for k in ("teacher", "student", "distiller")]
     used = set(GROUP) | {"metric", "distiller_name", "hw_id", "config_id", "hparams", "clean_key",
                          "perturbation_kind", "dataset", "split", "setting", "search_group", "search_selected",
-                         "search_candidates", "search_size", "search_provisional"}
+                         "search_candidates", "search_size", "search_provisional", "search_pending"}
     if "search_selected" in has:  # hyperparameter search: which grid point this row is, out of how many
         cols.append(Column("search_selected", "selected", False, True, SEARCH_DEFINITIONS["selected"],
                            lambda r: (_selected_text(r),) * 2))

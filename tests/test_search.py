@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from gkd_bench.records import read_record, record_path, write_record
-from gkd_bench.report import leaderboard, load_runs, write_report
+from gkd_bench.report import _selected_text, leaderboard, load_runs, write_report
 from gkd_bench.robustness import perturbation_columns
 from gkd_bench.search import (COLUMNS, is_stage2, search_columns, search_table, select, stage2_specs, sync_records,
                               tune_score)
@@ -438,6 +438,10 @@ def test_stage2_runs_the_point_selected_on_the_search_seeds(tmp_path):
     # a loser's later seed recorded before (a one-stage run): better val and test, it must not count
     lam9 = next(s for s in every if is_stage2(s) and s.distiller["hparams"]["lam"] == 0.9)
     write_all(tmp_path, [lam9], stage_scores)
+    # stage 1 complete, stage 2 not run: the selection is final (no '*') but its point lacks a seed ('+')
+    pending_row = leaderboard(load_runs(tmp_path, ["hs"])).query("distiller == 'kd'").iloc[0]
+    assert not pending_row["search_provisional"] and pending_row["search_pending"] and pending_row["n"] == 2
+    assert _selected_text(pending_row) == "lam=0.7 +"
     decided, pending = stage2_specs(tmp_path, every)
     assert pending == [] and len(decided) == 1
     assert decided[0].distiller["hparams"]["lam"] == 0.7 and decided[0].seed == 2
@@ -458,7 +462,7 @@ def test_stage2_runs_the_point_selected_on_the_search_seeds(tmp_path):
     assert row["search_selected"] == "kd[lam=0.7]" and row["n"] == 3
     assert row["test_mean"] == pytest.approx(sum(tests) / 3)
     assert row["test_std"] == pytest.approx(pd.Series(tests).std(ddof=1))
-    assert not row["search_provisional"]
+    assert not row["search_provisional"] and not row["search_pending"] and _selected_text(row) == "lam=0.7"
     write_report(tmp_path, "hs")
     md = (tmp_path / "hs" / "LEADERBOARD.md").read_text()
     assert "| 3/3 " in md and "| 2/2 " in md and "sel (provisional)" not in md
