@@ -236,7 +236,8 @@ def make_batches(view: GraphData, distiller: Distiller, teacher_out: Optional[Mo
         ValueError: ``teacher_out`` whose row count is not the training graphs' node total, or
             ``graphs_per_batch`` < 1.
     """
-    if int(graphs_per_batch) < 1:
+    per = int(graphs_per_batch)
+    if per < 1:
         raise ValueError(f"graphs_per_batch must be positive, got {graphs_per_batch}")
     if not view.graphs:
         return [make_batch(view, distiller)]
@@ -250,8 +251,8 @@ def make_batches(view: GraphData, distiller: Distiller, teacher_out: Optional[Mo
                          "outputs of predict_graphs on view.graphs['train'])")
     order = torch.randperm(len(train)).tolist()
     out = []
-    for i in range(0, len(order), int(graphs_per_batch)):
-        chunk = order[i:i + int(graphs_per_batch)]
+    for i in range(0, len(order), per):
+        chunk = order[i:i + per]
         parts = [train[j] for j in chunk]
         g = dgl.batch([p.graph for p in parts])
         idx = torch.arange(g.num_nodes())

@@ -153,7 +153,7 @@ class GAT(nn.Module):
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             h_in = h if i == 0 else self.dropout(h)
-            h = (layer(g, h_in) if h0 is None else h0) if i == 0 else layer(g, h_in)
+            h = h0 if i == 0 and h0 is not None else layer(g, h_in)
             h = h.flatten(1) if i < last else h.mean(1)
             if self.skips is not None:
                 h = h + self.skips[i](h_in)
