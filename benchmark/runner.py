@@ -28,7 +28,7 @@ from gkd_bench.fit import FitResult, TrainConfig, eval_batch_size, fit, predict,
 from gkd_bench.metrics import score
 from gkd_bench.methods._common import count_parameters
 from gkd_bench.methods._distiller import StudentEnsemble
-from gkd_bench.records import atomic_replace, ensure_writable, is_done, record_path, write_record
+from gkd_bench.records import atomic_replace, ensure_writable, is_done, read_record, record_path, write_record
 from gkd_bench.registry import DATASETS, DISTILLERS, MODELS
 from gkd_bench.spec import RunSpec, canonical
 from gkd_bench.perturb import apply_perturbation
@@ -354,7 +354,7 @@ class Runner:
         except MissingDataError as e:
             if self.fail_fast:
                 raise
-            return {**self.base_record(spec), "status": "skipped", "error": self.portable(str(e))}
+            return self._skipped_record(spec, self.portable(str(e)))
         except Exception as e:  # noqa: BLE001 - failures are records
             if self.fail_fast:
                 raise
@@ -362,6 +362,21 @@ class Runner:
             tb = "".join(traceback.format_exception(type(e), e, e.__traceback__)[-3:])
             return {**self.base_record(spec), "status": "oom" if oom else "error",
                     "error": self.portable(f"{type(e).__name__}: {e}\n{tb}")}
+
+    def _skipped_record(self, spec: RunSpec, error: str) -> dict:
+        """The ``skipped`` record for ``spec``; the one already on disk when it says the same thing.
+
+        A sweep re-attempts skipped runs (the files may have arrived), and a run whose data is still
+        absent would otherwise get a fresh record that differs only in sha and time, leaving a modified
+        tracked file for every such run in a user's checkout. Kept when the existing record is
+        ``skipped`` for the same spec with the same error text; rewritten otherwise.
+        """
+        new = {**self.base_record(spec), "status": "skipped", "error": error}
+        old = read_record(record_path(self.results_dir, spec.suite, spec.run_id))
+        if (old is not None and old.get("status") == "skipped" and old.get("error") == error
+                and old.get("spec") == new["spec"]):
+            return old
+        return new
 
     def portable(self, text: str) -> str:
         """``text`` with this machine's data root and cache folder written as ``$GKD_BENCH_DATA`` and

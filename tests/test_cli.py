@@ -129,6 +129,30 @@ def test_missing_data_file_is_named_and_recorded_as_skipped(tmp_path, monkeypatc
     assert "skipped" in md and "cora" in md
 
 
+def test_rerun_keeps_an_unchanged_skipped_record(tmp_path, monkeypatch):
+    """A sweep re-attempts skipped runs; if the data is still absent for the same reason the record on disk
+    stays byte-identical (no modified tracked file per skipped run), and a different reason rewrites it."""
+    monkeypatch.setenv("GKD_BENCH_OFFLINE", "1")
+    root = tmp_path / "data"
+    (root / "planetoid").mkdir(parents=True)
+    args = ["run", "--dataset", "cora", "--student", "mlp", "--distiller", "none", "--seeds", "0",
+            "--data-dir", str(root), "--results-dir", str(tmp_path / "res"), "--no-report"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    path = next((tmp_path / "res" / "runs" / "default").glob("*.json"))
+    rec = json.loads(path.read_text())
+    rec["started_at"] = "2000-01-01T00:00:00+00:00"  # as if written by an earlier sweep
+    path.write_text(json.dumps(rec, indent=1, sort_keys=True))
+    before = path.read_bytes()
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert path.read_bytes() == before
+    rec["error"] = "an older reason"
+    path.write_text(json.dumps(rec, indent=1, sort_keys=True))
+    assert CliRunner().invoke(main, args).exit_code == 0
+    again = json.loads(path.read_text())
+    assert again["status"] == "skipped" and "ind.cora.x" in again["error"]
+    assert again["started_at"] != "2000-01-01T00:00:00+00:00"
+
+
 def test_unwritable_results_dir_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
