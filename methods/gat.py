@@ -49,6 +49,22 @@ class GAT(nn.Module):
       layer's own bias then has ``num_classes`` entries, added after the head mean, as PyG's
       ``concat=False`` bias.
 
+    Attention variants of the ogbn-arxiv GAT of the G-CRD reference (``arxiv_dgl/models.py``, after
+    Wang et al.'s "Bag of Tricks for Node Classification with GNNs" GAT; all off by default):
+
+    - ``attn_dst=False``: no destination term, ``e_ij = LeakyReLU(a_l . W h_j)`` (the layers have no
+      ``attn_r`` parameter; ``--no-attn-dst``).
+    - ``symmetric_norm=True``: source features scaled by ``d_out(j)^-1/2`` before the attention
+      scores and the weighted sum, the sum scaled by ``d_in(i)^+1/2`` (``--use-norm``; degrees of the
+      graph with self-loops, clamped at 1; the exponents are the reference code's).
+    - ``edge_drop=p``: in training, a fresh random ``p`` of the edges is left out of every layer's
+      edge softmax (weight 0; the softmax normalises over the kept edges; ``--edge-drop``).
+    - ``conv_bias=False``: hidden layers' attention convolutions carry no bias (the reference's;
+      with ``norm: batch`` a bias there is cancelled by the batch norm anyway).
+
+    With any of the first three, every layer runs :meth:`_attend` (DGL's ``GATConv.forward``
+    reproduced, with the variants) instead of ``GATConv.forward``.
+
     ``norm`` (``None`` | ``"batch"`` | ``"layer"``) normalises each hidden layer's concatenated heads
     before the activation (the ogbn-arxiv reference: BatchNorm1d). ``input_dropout`` is the dropout
     rate on the input features (default: ``dropout``, the rate between layers); the ogbn-arxiv
@@ -56,14 +72,18 @@ class GAT(nn.Module):
 
     Raises:
         ValueError: ``residual`` not one of ``False`` (or ``None``), ``True``, ``"linear"``; a bad ``norm``, ``act``,
-            ``input_norm``, dropout rate or ``num_layers``.
+            ``input_norm``, dropout or ``edge_drop`` rate or ``num_layers``.
     """
 
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 8, num_layers: int = 2,
                  heads: int = 8, out_heads: int = 1, dropout: float = 0.6, attn_dropout: float = 0.6,
                  negative_slope: float = 0.2, residual=False, act: str = "elu",
-                 input_norm=None, norm=None, input_dropout=None, residual_bias: bool = True):
+                 input_norm=None, norm=None, input_dropout=None, residual_bias: bool = True,
+                 attn_dst: bool = True, symmetric_norm: bool = False, edge_drop: float = 0.0,
+                 conv_bias: bool = True):
         super().__init__()
+        if not 0.0 <= float(edge_drop) < 1.0:
+            raise ValueError(f"gat: edge_drop must be in [0, 1), got {edge_drop!r}")
         check_input_norm(input_norm)
         self.input_norm = input_norm
         from dgl.nn import GATConv
@@ -81,7 +101,8 @@ class GAT(nn.Module):
         d = in_dim
         for _ in range(num_layers - 1):
             self.layers.append(GATConv(d, hidden, heads, feat_drop=0.0, attn_drop=attn_dropout,
-                                       negative_slope=negative_slope, residual=conv_residual))
+                                       negative_slope=negative_slope, residual=conv_residual,
+                                       bias=bool(conv_bias)))
             if linear_skip:
                 self.skips.append(nn.Linear(d, hidden * heads, bias=residual_bias))
             d = hidden * heads
@@ -98,6 +119,14 @@ class GAT(nn.Module):
         # the input features' rate (default: the rate between layers), on their non-zero entries
         self.input_dropout = InputDropout(dropout if input_dropout is None else input_dropout)
         self.sparse_first_layer = True  # a plain attribute: not in the state_dict
+        self.symmetric_norm = bool(symmetric_norm)
+        self.edge_drop = float(edge_drop)
+        if not attn_dst:
+            for layer in self.layers:  # no destination term: no a_r parameter (the reference's count)
+                del layer.attn_r
+                layer.attn_r = None
+        # DGL's GATConv.forward cannot do these variants: every layer then runs self._attend
+        self.custom_attention = not attn_dst or self.symmetric_norm or self.edge_drop > 0
 
     def _sparse_layer0(self, g, x):
         """``self.layers[0](g, dropout(l1(x)))`` ``[N, heads, out]`` from the non-zero entries of ``x``
@@ -113,37 +142,81 @@ class GAT(nn.Module):
         hit = sparse_input_values(x, self.input_dropout.p, self.input_dropout.training, self.input_norm)
         if hit is None:
             return None
+        heads, out = layer._num_heads, layer._out_feats
+        weight = layer.fc.weight if not res_linear else torch.cat([layer.fc.weight, layer.res_fc.weight])
+        proj = pattern_matmul(hit[0], hit[1], weight.t())
+        res = None
+        if res_linear:
+            res = proj[:, heads * out:]
+            if layer.res_fc.bias is not None:
+                res = res + layer.res_fc.bias
+            res = res.view(-1, heads, out)
+        return self._attend(layer, g, proj[:, : heads * out].view(-1, heads, out), res)
+
+    def _attend(self, layer, g, feat, res):
+        """DGL's ``GATConv.forward`` after its ``fc``, with this model's attention variants.
+
+        ``feat`` ``[N, heads, out]``: the layer's projected inputs ``fc(h)``; ``res``
+        ``[N, heads, out]`` or ``None``: the layer's own residual term. Velickovic et al.'s
+        scores ``LeakyReLU(a_l . W h_j + a_r . W h_i)``, edge softmax over each node's in-edges,
+        attention dropout, weighted sum, residual, bias; variants as the class docstring
+        (``attn_dst``, ``symmetric_norm``, ``edge_drop``). Without variants the output equals
+        ``GATConv.forward`` up to float rounding.
+
+        Returns:
+            ``[N, heads, out]``.
+
+        Raises:
+            DGLError: 0-in-degree nodes, as ``GATConv`` does.
+        """
         import dgl.function as fn
         from dgl.base import DGLError
         from dgl.nn.functional import edge_softmax
 
-        heads, out = layer._num_heads, layer._out_feats
-        weight = layer.fc.weight if not res_linear else torch.cat([layer.fc.weight, layer.res_fc.weight])
-        proj = pattern_matmul(hit[0], hit[1], weight.t())
         with g.local_scope():
             if not layer._allow_zero_in_degree and (g.in_degrees() == 0).any():
                 raise DGLError("There are 0-in-degree nodes in the graph, output for those nodes will be "
                                "invalid (GATConv); add self-loops or set allow_zero_in_degree")
-            feat = proj[:, : heads * out].view(-1, heads, out)
-            el = (feat * layer.attn_l).sum(dim=-1).unsqueeze(-1)
-            er = (feat * layer.attn_r).sum(dim=-1).unsqueeze(-1)
-            g.srcdata.update({"ft": feat, "el": el})
-            g.dstdata.update({"er": er})
-            g.apply_edges(fn.u_add_v("el", "er", "e"))
+            src = feat
+            if self.symmetric_norm:
+                src = feat * g.out_degrees().float().clamp(min=1).pow(-0.5).view(-1, 1, 1)
+            el = (src * layer.attn_l).sum(dim=-1).unsqueeze(-1)
+            g.srcdata.update({"ft": src, "el": el})
+            if layer.attn_r is not None:
+                g.dstdata.update({"er": (feat * layer.attn_r).sum(dim=-1).unsqueeze(-1)})
+                g.apply_edges(fn.u_add_v("el", "er", "e"))
+            else:
+                g.apply_edges(fn.copy_u("el", "e"))
             e = layer.leaky_relu(g.edata.pop("e"))
-            g.edata["a"] = layer.attn_drop(edge_softmax(g, e))
+            if self.training and self.edge_drop > 0:
+                m = g.num_edges()
+                kept = torch.randperm(m, device=e.device)[int(m * self.edge_drop):]
+                a = torch.zeros_like(e)
+                a[kept] = layer.attn_drop(edge_softmax(g, e[kept], eids=kept))
+            else:
+                a = layer.attn_drop(edge_softmax(g, e))
+            g.edata["a"] = a
             g.update_all(fn.u_mul_e("ft", "a", "m"), fn.sum("m", "ft"))
             rst = g.dstdata["ft"]
-            if res_linear:
-                res = proj[:, heads * out:]
-                if layer.res_fc.bias is not None:
-                    res = res + layer.res_fc.bias
-                rst = rst + res.view(-1, heads, out)
+            if self.symmetric_norm:
+                rst = rst * g.in_degrees().float().clamp(min=1).pow(0.5).view(-1, 1, 1)
+            if res is not None:
+                rst = rst + res
             if layer.has_explicit_bias:
-                rst = rst + layer.bias.view(1, heads, out)
+                rst = rst + layer.bias.view(1, layer._num_heads, layer._out_feats)
             if layer.activation:
                 rst = layer.activation(rst)
             return rst
+
+    def _layer(self, i: int, g, h):
+        """Layer ``i`` on inputs ``h`` ``[N, d]``: ``GATConv.forward``, or :meth:`_attend` with the
+        attention variants. Returns ``[N, heads, out]``."""
+        layer = self.layers[i]
+        if not self.custom_attention:
+            return layer(g, h)
+        feat = layer.fc(layer.feat_drop(h)).view(-1, layer._num_heads, layer._out_feats)
+        res = None if layer.res_fc is None else layer.res_fc(h).view(-1, layer._num_heads, layer._out_feats)
+        return self._attend(layer, g, feat, res)
 
     def forward(self, graph, x) -> ModelOutput:
         g = with_self_loops(graph)
@@ -153,7 +226,7 @@ class GAT(nn.Module):
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             h_in = h if i == 0 else self.dropout(h)
-            h = h0 if i == 0 and h0 is not None else layer(g, h_in)
+            h = h0 if i == 0 and h0 is not None else self._layer(i, g, h_in)
             h = h.flatten(1) if i < last else h.mean(1)
             if self.skips is not None:
                 h = h + self.skips[i](h_in)
@@ -169,11 +242,15 @@ class GAT(nn.Module):
 def gat(in_dim: int, num_classes: int, hidden: int = 8, num_layers: int = 2, heads: int = 8,
         out_heads: int = 1, dropout: float = 0.6, attn_dropout: float = 0.6,
         negative_slope: float = 0.2, residual=False, act: str = "elu",
-        input_norm=None, norm=None, input_dropout=None, residual_bias: bool = True) -> GAT:
+        input_norm=None, norm=None, input_dropout=None, residual_bias: bool = True,
+        attn_dst: bool = True, symmetric_norm: bool = False, edge_drop: float = 0.0,
+        conv_bias: bool = True) -> GAT:
     """Factory for :class:`GAT`; keyword arguments are its hyperparameters."""
     return GAT(in_dim, num_classes, hidden, num_layers, heads, out_heads, dropout, attn_dropout,
-               negative_slope, residual, act, input_norm, norm, input_dropout, residual_bias)
+               negative_slope, residual, act, input_norm, norm, input_dropout, residual_bias,
+               attn_dst, symmetric_norm, edge_drop, conv_bias)
 
 
 # added after GAT records existed; at their defaults they stay out of config ids (gkd_bench.spec.ID_NEUTRAL_ATTR)
-gat.id_neutral_defaults = ("norm", "input_dropout", "residual_bias")
+gat.id_neutral_defaults = ("norm", "input_dropout", "residual_bias", "attn_dst", "symmetric_norm", "edge_drop",
+                           "conv_bias")

@@ -124,7 +124,8 @@ def test_new_options_stay_out_of_config_ids_at_their_defaults():
 
     train = {"epochs": 10, "lr": 0.01}
     plain = resolve_model("gat", {"model": "gat", "hidden": 8}, train)["hparams"]
-    assert not {"norm", "input_dropout", "residual_bias"} & set(plain)
+    assert not {"norm", "input_dropout", "residual_bias", "attn_dst", "symmetric_norm", "edge_drop",
+                "conv_bias"} & set(plain)
     explicit = resolve_model("gat", {"model": "gat", "hidden": 8, "norm": None, "residual_bias": True}, train)
     assert explicit["hparams"] == plain
     changed = resolve_model("gat", {"model": "gat", "hidden": 8, "norm": "batch", "input_dropout": 0.25,
@@ -166,3 +167,118 @@ def test_residual_none_means_no_residual():
     torch.manual_seed(0)
     b = MODELS.get("gat")(5, 3, residual=False)
     assert a.state_dict().keys() == b.state_dict().keys() and a.skips is None and a.layers[0].res_fc is None
+
+
+# ---------------------------------------------------------------- attention variants (arxiv_dgl/models.py)
+def test_arxiv_reference_teacher_has_the_reference_parameter_count():
+    """arxiv_dgl/gat.py prints "Number of params: 1441580" for its teacher: 128 features + 40 label
+    channels, 3 x 250 x 3 heads, one output head, batch norm, bias-free linear residuals, no a_r, no
+    conv bias, one 40-entry bias after the head mean. By hand: layer 0 168*750 (fc) + 750 (a_l) +
+    168*750 (res) + 1500 (bn); layer 1 750*750 + 750 + 750*750 + 1500; layer 2 750*40 + 40 + 750*40 + 40."""
+    model = MODELS.get("gat")(168, 40, hidden=250, heads=3, num_layers=3, out_heads=1, norm="batch",
+                              residual="linear", residual_bias=False, attn_dst=False, conv_bias=False)
+    want = (168 * 750 * 2 + 750 + 1500) + (750 * 750 * 2 + 750 + 1500) + (750 * 40 * 2 + 40 + 40)
+    assert want == 1_441_580
+    assert count_parameters(model) == want
+    assert all(layer.attn_r is None and layer.bias is None for layer in model.layers[:-1])
+
+
+def _dense_attention(model, layer, gl, h, kept=None):
+    """Independent dense computation of one attention layer's ``[N, heads, out]`` (no residual, no bias):
+    scores s_ij = LeakyReLU(a_l . z_j (+ a_r . W h_i)) with z_j = W h_j * d_out(j)^-1/2 under
+    symmetric_norm, softmax over i's in-edges (only ``kept`` edges when given), out_i = sum_j alpha_ij z_j,
+    times d_in(i)^+1/2 under symmetric_norm."""
+    src, dst = gl.edges()
+    n, heads, d = gl.num_nodes(), layer._num_heads, layer._out_feats
+    wh = (h @ layer.fc.weight.t()).view(n, heads, d)
+    z = wh * gl.out_degrees().float().pow(-0.5).view(-1, 1, 1) if model.symmetric_norm else wh
+    s = (z * layer.attn_l).sum(-1)[src]                              # [E, heads]
+    if layer.attn_r is not None:
+        s = s + (wh * layer.attn_r).sum(-1)[dst]
+    s = torch.nn.functional.leaky_relu(s, 0.2)
+    mask = torch.zeros(len(src), dtype=torch.bool)
+    mask[kept if kept is not None else torch.arange(len(src))] = True
+    out = torch.zeros(n, heads, d)
+    for i in range(n):
+        e = ((dst == i) & mask).nonzero().flatten()
+        if len(e):
+            alpha = torch.softmax(s[e], dim=0)                        # [deg, heads]
+            out[i] = (alpha.unsqueeze(-1) * z[src[e]]).sum(0)
+    if model.symmetric_norm:
+        out = out * gl.in_degrees().float().pow(0.5).view(-1, 1, 1)
+    return out
+
+
+@pytest.mark.parametrize("attn_dst, symmetric_norm", [(False, False), (True, True), (False, True)])
+def test_attention_variants_match_a_dense_computation(attn_dst, symmetric_norm):
+    from gkd_bench.methods._common import with_self_loops
+
+    g, x = _graph(n=12, feats=5)
+    torch.manual_seed(0)
+    model = MODELS.get("gat")(5, 3, hidden=4, heads=2, attn_dropout=0.0, attn_dst=attn_dst,
+                              symmetric_norm=symmetric_norm, conv_bias=False).eval()
+    gl = with_self_loops(g)
+    layer = model.layers[0]
+    with torch.no_grad():
+        got = model._layer(0, gl, x)
+        want = _dense_attention(model, layer, gl, x)
+    assert model.custom_attention
+    assert torch.allclose(got, want, atol=1e-5)
+    # the variant changes the output: the plain GATConv of the same weights differs
+    if not attn_dst:
+        layer.attn_r = torch.nn.Parameter(torch.randn(1, 2, 4))
+    model.symmetric_norm, model.custom_attention = False, False
+    with torch.no_grad():
+        plain = model._layer(0, gl, x)
+    assert not torch.allclose(plain, got, atol=1e-3)
+
+
+def test_edge_drop_leaves_a_random_share_out_of_the_softmax_in_training_only():
+    """Training: int(E * p) edges of a fresh random permutation get weight 0 and the softmax runs over
+    the rest (replayed with the same RNG draw); eval: every edge, as edge_drop 0."""
+    from gkd_bench.methods._common import with_self_loops
+
+    g, x = _graph(n=12, feats=5)
+    torch.manual_seed(0)
+    model = MODELS.get("gat")(5, 3, hidden=4, heads=2, attn_dropout=0.0, edge_drop=0.3)
+    gl = with_self_loops(g)
+    m = gl.num_edges()
+    with torch.no_grad():
+        torch.manual_seed(7)
+        got = model.train()._layer(0, gl, x) - model.layers[0].bias.view(1, 2, 4)
+        torch.manual_seed(7)
+        kept = torch.randperm(m)[int(m * 0.3):]
+        assert len(kept) == m - int(m * 0.3)
+        want = _dense_attention(model, model.layers[0], gl, x, kept)
+        assert torch.allclose(got, want, atol=1e-5)
+        full = model.eval()._layer(0, gl, x) - model.layers[0].bias.view(1, 2, 4)
+        assert torch.allclose(full, _dense_attention(model, model.layers[0], gl, x), atol=1e-5)
+    assert not torch.allclose(got, full, atol=1e-3)
+
+
+def test_attend_without_variants_equals_gatconv_and_sparse_path_is_unchanged():
+    """_attend reproduces GATConv.forward (DGL residual and bias included); the sparse first layer
+    (which runs _attend) still equals the dense GATConv path."""
+    g, _ = _graph(n=30)
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.rand(30, 200, generator=gen) < 0.02).float()
+    from gkd_bench.methods._common import with_self_loops
+
+    torch.manual_seed(0)
+    model = MODELS.get("gat")(200, 3, hidden=4, heads=2, residual=True).eval()
+    for layer in model.layers:
+        torch.nn.init.normal_(layer.bias if layer.bias is not None else layer.res_fc.bias)
+    gl = with_self_loops(g)
+    with torch.no_grad():
+        a = model(g, x).logits
+        model.sparse_first_layer = False
+        b = model(g, x).logits
+        model.custom_attention = True
+        c = model(g, x).logits
+        assert torch.allclose(model.layers[0](gl, x), model._layer(0, gl, x), atol=1e-6)
+    assert torch.allclose(a, b, atol=1e-6) and torch.allclose(b, c, atol=1e-6)
+
+
+def test_bad_edge_drop_is_an_error():
+    with pytest.raises(ValueError, match=r"edge_drop must be in \[0, 1\), got 1.0"):
+        MODELS.get("gat")(5, 3, edge_drop=1.0)
