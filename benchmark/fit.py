@@ -26,7 +26,7 @@ import torch
 
 from gkd_bench.data import GraphData, ModelOutput
 from gkd_bench.metrics import score
-from gkd_bench.methods._distiller import Batch, Distiller, task_loss, StudentEnsemble
+from gkd_bench.methods._distiller import TASK_LOSSES, Batch, Distiller, task_loss, StudentEnsemble
 from gkd_bench.minibatch import slice_output
 
 # Multi-graph datasets (PPI): training graphs per batch (dgl.batch), as the
@@ -68,6 +68,18 @@ class TrainConfig:
             validation score (ties: lower validation loss), or ``loss``, the epoch with the
             lowest validation loss (ties: better score), as the same teacher's script. Patience
             counts epochs since that epoch in both cases.
+        task_loss: the supervised loss of every distiller and of validation (selection):
+            ``ce`` (default; BCE for multi-label) or ``loge``, ``log(eps + CE) - log(eps)`` (the G-CRD
+            ogbn-arxiv GAT teacher; :func:`gkd_bench.methods._distiller.task_loss`).
+        label_inputs: training labels as extra one-hot input features (the label trick of Wang et
+            al. 2021; the G-CRD ogbn-arxiv GAT teacher): the model is wrapped in
+            :class:`gkd_bench.label_reuse.LabelReuse`, every epoch shows a fresh random part of the
+            training labels and computes the loss on the rest; evaluation shows every training
+            label. Single-graph, single-label, transductive datasets only.
+        label_mask_rate: with ``label_inputs``: the share of training nodes whose labels are shown
+            each epoch (the reference's ``mask_rate`` 0.5).
+        label_iters: with ``label_inputs``: label reuse passes (the model's softmax fed back as the
+            label inputs of the nodes without a shown label; the reference: 1). 0 = none.
     """
 
     epochs: int = 500
@@ -84,13 +96,17 @@ class TrainConfig:
     optimizer: str = "adam"
     warmup_epochs: int = 0
     selection: str = "metric"
+    task_loss: str = "ce"
+    label_inputs: bool = False
+    label_mask_rate: float = 0.5
+    label_iters: int = 0
 
     # fields added after records existed: left out of ``to_dict`` at their default, so the
     # config_id (a hash of the spec's train dict) of every earlier spec is unchanged
     _OMIT_AT_DEFAULT = ("batching", "batch_size", "fan_out", "eval_batch_size", "graphs_per_batch", "optimizer",
-                        "warmup_epochs", "selection")
+                        "warmup_epochs", "selection", "task_loss", "label_inputs", "label_mask_rate", "label_iters")
     #: allowed values of the string options
-    _CHOICES = {"optimizer": ("adam", "rmsprop"), "selection": ("metric", "loss")}
+    _CHOICES = {"optimizer": ("adam", "rmsprop"), "selection": ("metric", "loss"), "task_loss": TASK_LOSSES}
 
     def __post_init__(self):
         if self.fan_out is not None:
@@ -103,7 +119,8 @@ class TrainConfig:
         Raises:
             ValueError: unknown keys, an unknown ``batching``/``optimizer``/``selection``, a
                 non-positive ``batch_size``/``eval_batch_size``/``graphs_per_batch``, a negative
-                ``warmup_epochs`` or a malformed ``fan_out``.
+                ``warmup_epochs`` or ``label_iters``, a ``label_mask_rate`` outside (0, 1), a
+                non-boolean ``label_inputs`` or a malformed ``fan_out``.
         """
         d = dict(d or {})
         known = {f.name for f in dataclasses.fields(cls)}
@@ -128,6 +145,10 @@ class TrainConfig:
                 if v not in cls._CHOICES[k]:
                     raise ValueError(f"train.{k} must be one of {list(cls._CHOICES[k])}, got {v!r}")
                 out[k] = str(v)
+            elif types[k] == "bool":
+                if not isinstance(v, bool):
+                    raise ValueError(f"train.{k} must be true or false, got {v!r}")
+                out[k] = v
             else:
                 out[k] = int(v) if types[k] == "int" else float(v)
         for k in ("batch_size", "eval_batch_size", "graphs_per_batch"):
@@ -135,6 +156,10 @@ class TrainConfig:
                 raise ValueError(f"train.{k} must be positive, got {out[k]}")
         if out.get("warmup_epochs", 0) < 0:
             raise ValueError(f"train.warmup_epochs must be >= 0, got {out['warmup_epochs']}")
+        if not 0.0 < out.get("label_mask_rate", 0.5) < 1.0:
+            raise ValueError(f"train.label_mask_rate must be in (0, 1), got {out['label_mask_rate']}")
+        if out.get("label_iters", 0) < 0:
+            raise ValueError(f"train.label_iters must be >= 0, got {out['label_iters']}")
         return cls(**out)
 
     def to_dict(self) -> dict:
@@ -284,10 +309,12 @@ def check_multigraph(distiller: Distiller, view: GraphData) -> None:
                      f"multi-graph datasets" + (f" ({reason})" if reason else ""))
 
 
-def split_eval(model: torch.nn.Module, view: GraphData, split: str, batch_size: Optional[int] = None) -> tuple:
+def split_eval(model: torch.nn.Module, view: GraphData, split: str, batch_size: Optional[int] = None,
+               loss: str = "ce") -> tuple:
     """(score in %, task loss) of ``model`` on ``split`` of ``view``: the split's nodes of the
     graph, or for a multi-graph view every node of the split's graphs, pooled (micro-F1 over
-    all of them). ``batch_size``: bounded-memory inference (see :func:`predict`)."""
+    all of them). ``batch_size``: bounded-memory inference (see :func:`predict`); ``loss``: the
+    kind of task loss (:func:`gkd_bench.methods._distiller.task_loss`)."""
     if view.graphs:
         parts = view.graphs[split]
         logits = predict_graphs(model, parts, keep_hidden=False).logits
@@ -297,7 +324,7 @@ def split_eval(model: torch.nn.Module, view: GraphData, split: str, batch_size: 
         idx = view.splits[split]
         logits, y = predict(model, view.graph, view.x, batch_size, keep_hidden=False).logits, view.y
     return (score(view.metric, logits[idx], y[idx]),
-            float(task_loss(logits, y, idx, view.multilabel)))
+            float(task_loss(logits, y, idx, view.multilabel, loss)))
 
 
 def split_score(model: torch.nn.Module, view: GraphData, split: str, batch_size: Optional[int] = None) -> float:
@@ -402,11 +429,18 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
         else:
             batches = fixed or make_batches(view, distiller, teacher_out if view.graphs else None,
                                             cfg.graphs_per_batch)
+        if hasattr(model, "resample_inputs"):  # label inputs: this epoch's shown labels and loss nodes
+            batches = [model.resample_inputs(b) for b in batches]
+        if cfg.task_loss != "ce":  # a list stays a list (online distillers pass over it once per
+            # student); mini-batches stay a generator (made one at a time)
+            batches = ([dataclasses.replace(b, task_loss=cfg.task_loss) for b in batches]
+                       if isinstance(batches, list) else
+                       (dataclasses.replace(b, task_loss=cfg.task_loss) for b in batches))
         terms = distiller.train_epoch(batches, model, opt, teacher_out)
         if not math.isfinite(terms["loss"]):
             raise FloatingPointError(f"loss became {terms['loss']} at epoch {epoch}")
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            evals = [split_eval(m, view, "val", ebs) for m in members]
+            evals = [split_eval(m, view, "val", ebs, cfg.task_loss) for m in members]
             vals = [v for v, _ in evals]
             for i, (m, (val, val_loss)) in enumerate(zip(members, evals)):
                 if cfg.selection == "loss":

@@ -66,10 +66,21 @@ def build_model(mspec: dict, data: GraphData) -> torch.nn.Module:
     """Instantiate a model spec ``{model, hparams}`` for ``data``'s feature and class counts.
 
     Models that read node ids (``sa_mlp``) are bound to ``data`` here, before
-    any optimiser exists: full node count and, inductive, the observed ids.
+    any optimiser exists: full node count and, inductive, the observed ids. With the train
+    option ``label_inputs`` the model takes ``F + C`` inputs and is wrapped in
+    :class:`~gkd_bench.label_reuse.LabelReuse`, bound to ``data``'s training labels.
+
+    Raises:
+        ValueError: ``label_inputs`` on a dataset it does not apply to (named).
     """
-    model = MODELS.get(mspec["model"])(in_dim=data.num_features, num_classes=data.num_classes,
+    cfg = TrainConfig.from_dict(mspec.get("train"))
+    extra = data.num_classes if cfg.label_inputs else 0
+    model = MODELS.get(mspec["model"])(in_dim=data.num_features + extra, num_classes=data.num_classes,
                                        **mspec["hparams"])
+    if cfg.label_inputs:
+        from gkd_bench.label_reuse import LabelReuse
+
+        model = LabelReuse(model, data.num_classes, cfg.label_mask_rate, cfg.label_iters)
     if hasattr(model, "bind_data"):
         model.bind_data(data)
     return model

@@ -182,7 +182,7 @@ def receptive_hops(model) -> int:
     layer is a DGL ``GraphConv`` with ``norm`` ``both`` or ``left``: those
     scale messages by the *source* out-degree, which the k-hop
     in-neighbourhood only gets right with one more hop (exact for symmetric
-    graphs; re-derived).
+    graphs; re-derived); the same for a GAT with ``symmetric_norm``.
 
     Raises:
         ValueError: a message-passing model with neither ``num_hops`` nor ``layers``.
@@ -194,7 +194,7 @@ def receptive_hops(model) -> int:
     if layers is None:
         raise ValueError(f"{type(model).__name__}: cannot tell its receptive field; set a `num_hops` "
                          "attribute or define online_forward(graph, x, nodes)")
-    extra = 0
+    extra = 1 if getattr(model, "symmetric_norm", False) else 0  # GAT scaled by source out-degrees
     try:
         from dgl.nn import GraphConv
 

@@ -1,6 +1,7 @@
 """Base class of every distiller and the supervised task loss (DESIGN.md concept 4)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -40,6 +41,7 @@ class Batch:
             compares sets of nodes compute it per graph
             (:meth:`gkd_bench.methods._projection.RepresentationDistiller.graph_segments`).
             ``None``: one graph (or a mini-batch of one graph).
+        task_loss: the kind of supervised loss (:func:`task_loss`; ``TrainConfig.task_loss``).
     """
 
     graph: object
@@ -51,20 +53,44 @@ class Batch:
     nodes: Optional[torch.Tensor] = None
     teacher: Optional[ModelOutput] = None
     graph_sizes: Optional[torch.Tensor] = None
+    task_loss: str = "ce"
 
 
-def task_loss(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, multilabel: bool) -> torch.Tensor:
+#: kinds of supervised loss (:func:`task_loss`)
+TASK_LOSSES = ("ce", "loge")
+#: epsilon of the ``loge`` loss, ``1 - ln 2`` (arxiv_dgl/gat.py of the G-CRD reference)
+LOGE_EPS = 1.0 - math.log(2.0)
+
+
+def task_loss(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, multilabel: bool,
+              kind: str = "ce") -> torch.Tensor:
     """Cross-entropy on ``idx`` (mean over nodes); binary cross-entropy with logits
     (mean over nodes x labels) when ``multilabel``.
+
+    ``kind="loge"``: the mean over nodes of ``log(eps + CE_i) - log(eps)``, ``eps = 1 - ln 2``
+    (``CE_i`` the node's cross-entropy): the "LogE" loss of Wang et al., "Bag of Tricks for Node
+    Classification with GNNs" (2021), section 4, used by the G-CRD reference's ogbn-arxiv GAT
+    teacher (``arxiv_dgl/gat.py``, ``custom_loss_function``). Zero where CE is zero, its gradient
+    ``1 / (eps + CE_i)`` times CE's: confident mistakes weigh less than under CE.
 
     Shapes: ``logits`` ``[N, C]``; ``y`` ``[N]`` or ``[N, C]``; ``idx`` ``[n]``.
     An empty ``idx`` (a mini-batch without labelled nodes) gives a zero loss
     that still depends on ``logits`` (no NaN).
+
+    Raises:
+        ValueError: an unknown ``kind``; ``loge`` on multi-label targets.
     """
+    if kind not in TASK_LOSSES:
+        raise ValueError(f"task loss must be one of {list(TASK_LOSSES)}, got {kind!r}")
     if len(idx) == 0:
         return logits.sum() * 0.0
     if multilabel:
+        if kind != "ce":
+            raise ValueError(f"task loss {kind!r} is for single-label data; multi-label uses binary cross-entropy")
         return F.binary_cross_entropy_with_logits(logits[idx], y[idx].float())
+    if kind == "loge":
+        ce = F.cross_entropy(logits[idx], y[idx], reduction="none")
+        return (torch.log(LOGE_EPS + ce) - math.log(LOGE_EPS)).mean()
     return F.cross_entropy(logits[idx], y[idx])
 
 

@@ -241,7 +241,8 @@ class RepresentationDistiller(Distiller):
         if teacher_out is None:
             raise ValueError(f"{type(self).__name__} needs teacher outputs")
         zs = student_out.logits
-        ce = task_loss(zs, batch.y, batch.train_idx, batch.multilabel)
+        ce = task_loss(zs, batch.y, batch.train_idx, batch.multilabel,
+                       batch.task_loss)
         aux = self.aux_loss(batch, student_out, teacher_out)
         terms = {"task": ce, self.aux_name: aux}
         if self.kd is None:

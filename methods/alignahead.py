@@ -354,11 +354,13 @@ class Alignahead(Distiller):
         self.train()
         optimizer.zero_grad(set_to_none=True)
         out = student(batch.graph, batch.x)
-        task = task_loss(out.logits, batch.y, batch.train_idx, batch.multilabel)
+        task = task_loss(out.logits, batch.y, batch.train_idx, batch.multilabel,
+                         batch.task_loss)
         terms = {"task": task}
         loss = task
         if self.deep_supervision:
-            deep = sum(task_loss(head(h), batch.y, batch.train_idx, batch.multilabel)
+            deep = sum(task_loss(head(h), batch.y, batch.train_idx, batch.multilabel,
+                                 batch.task_loss)
                        for head, h in zip(self.heads[k], out.hidden)) / (len(out.hidden) + 1)
             terms["deep"] = deep
             loss = loss + deep

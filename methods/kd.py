@@ -83,6 +83,7 @@ class KD(Distiller):
 
     def loss(self, batch, student_out, teacher_out):
         zs, zt = student_out.logits, teacher_out.logits
-        ce = task_loss(zs, batch.y, batch.train_idx, batch.multilabel)
+        ce = task_loss(zs, batch.y, batch.train_idx, batch.multilabel,
+                       batch.task_loss)
         kd = kd_loss(zs[batch.kd_idx], zt[batch.kd_idx], self.T, self.kl_reduction, batch.multilabel)
         return {"loss": (1 - self.lam) * ce + self.lam * kd, "task": ce, "kd": kd}

@@ -19,5 +19,6 @@ class Supervised(Distiller):
         super().__init__()
 
     def loss(self, batch, student_out, teacher_out=None):
-        ce = task_loss(student_out.logits, batch.y, batch.train_idx, batch.multilabel)
+        ce = task_loss(student_out.logits, batch.y, batch.train_idx, batch.multilabel,
+                       batch.task_loss)
         return {"loss": ce, "task": ce}

@@ -1,5 +1,6 @@
 """The `gcrd` suite's ogbn-arxiv configuration (G-CRD Table 4) through the CLI, on an OGB-format fixture:
-the reference teacher's settings, the graph without self-loops, SIGN's own script values."""
+the reference teacher's settings (label inputs and reuse, LogE loss, attention variants), the graph
+without self-loops, SIGN's own script values."""
 from __future__ import annotations
 
 import json
@@ -42,8 +43,11 @@ def test_gcrd_suite_arxiv_configuration_through_the_cli(tmp_path):
         assert (t["out_heads"], t["act"], t["norm"], t["residual"], t["residual_bias"]) == (1, "relu", "batch",
                                                                                            "linear", False)
         assert (t["dropout"], t["input_dropout"], t["attn_dropout"]) == (0.75, 0.25, 0.0)
+        assert (t["attn_dst"], t["symmetric_norm"], t["edge_drop"], t["conv_bias"]) == (False, True, 0.3, False)
         tt = spec["teacher"]["train"]
         assert (tt["optimizer"], tt["warmup_epochs"], tt["selection"], tt["lr"]) == ("rmsprop", 50, "loss", 0.002)
+        assert (tt["task_loss"], tt["label_inputs"], tt["label_iters"]) == ("loge", True, 1)
+        assert "label_inputs" not in spec["student"]["train"]  # only the teacher sees labels
         assert "optimizer" not in spec["student"]["train"]  # the students keep Adam
         assert spec["student"]["hparams"]["hidden_after_dropout"] is True  # G-CRD's out_feat
     grid = {}
@@ -76,3 +80,29 @@ def test_gcrd_suite_sign_grids_hold_the_sign_script_values():
     assert grid[("sign", "gsp")] == {(b, "rbf", 2048) for b in (100.0, 1000.0, 10000.0, 1e7)}
     assert grid[("gcn", "gsp")] == {(b, "cosine", 4096) for b in (100.0, 1000.0, 10000.0)}
     assert ("sign", "lsp") not in grid  # LSP needs message passing: not on SIGN (the paper's "-")
+
+
+def test_gcrd_suite_models_have_the_reference_parameter_counts():
+    """Resolved from the suite itself (overrides are deep-merged, so nothing of the ogbn-arxiv teacher may
+    leak into PPI's): ogbn-arxiv teacher 1,441,580 on 128 features + 40 label inputs (arxiv_dgl/gat.py
+    prints it); PPI teacher 3,076,766, 5-layer student 176,846, 2-layer student 182,714 (ppi_pyg/gnn.py
+    by formula), all trained with Adam on cross-entropy and no label inputs."""
+    from gkd_bench.methods._common import count_parameters
+    from gkd_bench.registry import MODELS
+    from gkd_bench.spec import expand, load_suite
+
+    specs = expand(load_suite("gcrd"))
+    models = {}
+    for s in specs:
+        for m in (s.teacher, s.student):
+            if m:
+                models[(s.dataset, m["label"])] = m
+    arxiv = models[("ogbn-arxiv", "gat")]
+    assert arxiv["train"]["label_inputs"] is True
+    assert count_parameters(MODELS.get("gat")(128 + 40, 40, **arxiv["hparams"])) == 1_441_580
+    want = {"gat": 3_076_766, "gat-5l": 176_846, "gat-2l": 182_714}
+    for label, n in want.items():
+        m = models[("ppi", label)]
+        assert count_parameters(MODELS.get("gat")(50, 121, **m["hparams"])) == n, label
+        assert m["hparams"]["act"] == "elu" and "norm" not in m["hparams"], label
+        assert not {"optimizer", "warmup_epochs", "selection", "task_loss", "label_inputs"} & set(m["train"]), label

@@ -65,3 +65,53 @@ def test_selection_keeps_the_best_score_or_the_lowest_loss(tiny, monkeypatch, se
               TrainConfig(epochs=7, patience=2, selection=selection))
     assert res.best_epoch == want_epoch
     assert res.epochs_run == want_epoch + 2
+
+
+def test_loge_task_loss_golden_value():
+    """log(eps + CE_i) - log(eps), eps = 1 - ln 2, mean over nodes (arxiv_dgl/gat.py custom_loss_function).
+    Node 0: logits (2, 0, 0), label 0: CE = ln(1 + 2 e^-2); node 1: logits (0, 1, 0), label 2:
+    CE = ln(e + 2); node 2 is not in idx."""
+    import math
+
+    from gkd_bench.methods._distiller import task_loss
+
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [9.0, -9.0, 0.0]])
+    y = torch.tensor([0, 2, 1])
+    idx = torch.tensor([0, 1])
+    eps = 1 - math.log(2)
+    ce = [math.log(1 + 2 * math.exp(-2)), math.log(math.e + 2)]
+    want = sum(math.log(eps + c) - math.log(eps) for c in ce) / 2
+    assert abs(want - 1.18900) < 1e-4
+    assert task_loss(logits, y, idx, False, "loge").item() == pytest.approx(want, rel=1e-6)
+    assert task_loss(logits, y, idx, False).item() == pytest.approx(sum(ce) / 2, rel=1e-6)
+    with pytest.raises(ValueError, match="task loss 'loge' is for single-label data"):
+        task_loss(logits, torch.zeros(3, 3), idx, True, "loge")
+    with pytest.raises(ValueError, match=r"task loss must be one of \['ce', 'loge'\], got 'mse'"):
+        task_loss(logits, y, idx, False, "mse")
+    with pytest.raises(ValueError, match=r"train.task_loss must be one of \['ce', 'loge'\], got 'mse'"):
+        TrainConfig.from_dict({"task_loss": "mse"})
+    assert "task_loss" not in TrainConfig().to_dict()
+
+
+def test_fit_trains_and_selects_with_the_configured_task_loss(tiny, monkeypatch):
+    """task_loss: loge reaches every training batch and the validation loss used for selection."""
+    dist = DISTILLERS.get("none")()
+    kinds, val_kinds = [], []
+    real_epoch, real_eval = type(dist).train_epoch, fit_mod.split_eval
+
+    def spy_epoch(self, batches, model, opt, teacher_out):
+        batches = list(batches)
+        kinds.extend(b.task_loss for b in batches)
+        return real_epoch(self, batches, model, opt, teacher_out)
+
+    def spy_eval(model, view, split, batch_size=None, loss="ce"):
+        val_kinds.append(loss)
+        return real_eval(model, view, split, batch_size, loss)
+
+    monkeypatch.setattr(type(dist), "train_epoch", spy_epoch)
+    monkeypatch.setattr(fit_mod, "split_eval", spy_eval)
+    fit(_student(tiny), dist, tiny, None, TrainConfig(epochs=3, patience=10, task_loss="loge", selection="loss"))
+    assert kinds == ["loge"] * 3 and val_kinds == ["loge"] * 3
+    kinds.clear()
+    fit(_student(tiny), dist, tiny, None, TrainConfig(epochs=2, patience=10))
+    assert kinds == ["ce"] * 2
