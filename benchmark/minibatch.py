@@ -81,7 +81,9 @@ def resolve_batching(cfg, model, distiller, view: GraphData) -> str:
     Args:
         cfg: :class:`~gkd_bench.fit.TrainConfig` (its ``batching``).
         model: the model being trained (a ``StudentEnsemble`` never mini-batches).
-        distiller: needs class attribute ``minibatch = True`` to mini-batch.
+        distiller: needs class attribute ``minibatch = True`` to mini-batch, or
+            ``minibatch_sets = True`` with ``batching: minibatch`` (never under ``auto``:
+            its set terms change meaning with the batch).
         view: the training view (multi-graph views never mini-batch).
 
     Raises:
@@ -96,9 +98,12 @@ def resolve_batching(cfg, model, distiller, view: GraphData) -> str:
     reasons = []
     if view.graphs:
         reasons.append(f"dataset {view.name!r} is multi-graph (batched by graphs already)")
-    if getattr(distiller, "online", False) or not getattr(distiller, "minibatch", False):
+    per_node = getattr(distiller, "minibatch", False)
+    sets = mode == "minibatch" and getattr(distiller, "minibatch_sets", False)  # never chosen by auto
+    if getattr(distiller, "online", False) or not (per_node or sets):
         reasons.append(f"distiller {type(distiller).__name__} has no mini-batch form "
-                       "(supported: none, kd)")
+                       "(supported: none, kd; with batching: minibatch also fitnet, at, gsp, gcrd and "
+                       "kd + each, their set terms then over each mini-batch)")
     elif not model_supports_minibatch(model):
         reasons.append(f"model {type(model).__name__} has no mini-batch form "
                        "(supported: sage teachers; mlp and sa_mlp students)")

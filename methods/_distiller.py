@@ -105,7 +105,10 @@ class Distiller(nn.Module):
     ``online`` and ``kd_nodes`` (``"all"``: distillation terms on every node
     of the observed graph, as GLNN; ``"train"``: on labelled training nodes only),
     ``minibatch`` (its loss only reads per-node terms of the batch's nodes, so
-    it can train in mini-batches, :mod:`gkd_bench.minibatch`), ``multigraph``
+    it can train in mini-batches, :mod:`gkd_bench.minibatch`), ``minibatch_sets`` (its
+    loss also has terms over a set of nodes -- AT's normalisation, GSP's kernel matrix,
+    G-CRD's negatives -- that are then computed over each mini-batch's nodes, as the G-CRD
+    reference does for SIGN; only with an explicit ``batching: minibatch``), ``multigraph``
     (it trains on batches of several graphs, :func:`gkd_bench.fit.make_batches`:
     its terms read ``batch.teacher`` and never pair nodes of different graphs;
     :func:`gkd_bench.fit.fit` refuses a multi-graph dataset otherwise).
@@ -114,6 +117,7 @@ class Distiller(nn.Module):
     needs_teacher: bool = True
     online: bool = False
     minibatch: bool = False
+    minibatch_sets: bool = False
     multigraph: bool = True
 
     def __init__(self, kd_nodes: str = "all"):

@@ -26,6 +26,11 @@ computed on each graph of the batch separately and averaged over its graphs
 never paired. LSP's edges never cross graphs; per-node terms (FitNet, KD)
 average over the batch's nodes. Projection heads see every KD node of the
 batch (their BatchNorm statistics are the batch's).
+
+Node mini-batches (``train.batching: minibatch``, a node-wise student such as SIGN;
+``minibatch_sets``): the same, with one mini-batch as the node set -- the G-CRD
+reference's SIGN (``arxiv_dgl/sign.py``) computes every term over batches of 50,000
+training nodes. LSP reads the graph's edges and does not mini-batch.
 """
 from __future__ import annotations
 
@@ -92,6 +97,7 @@ class RepresentationDistiller(Distiller):
     """
 
     aux_name = "aux"
+    minibatch_sets = True      # with batching: minibatch, set terms run over each mini-batch
     uses_projection = False    # builds heads when proj_dim > 0
     needs_equal_width = False  # the unprojected loss compares student and teacher rows directly
 

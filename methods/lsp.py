@@ -107,6 +107,7 @@ class LSP(RepresentationDistiller):
     """
 
     aux_name = "lsp"
+    minibatch_sets = False  # its edges are the graph's: a node mini-batch has none of its own
 
     def __init__(self, beta: float = 100.0, kernel: str = "cosine", reduction: str = "edge",
                  student_layer: int = -1, teacher_layer: int = -1, kd_nodes: str = "all"):

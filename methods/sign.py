@@ -150,7 +150,18 @@ class SIGN(nn.Module):
         self.project = FeedForwardNet(branches * hidden, hidden, num_classes, ff_layers, dropout)
 
     def forward(self, graph, x) -> ModelOutput:
+        return self._head(cached_diffuse(graph, x, self.num_hops, self.operator, self.self_loops))
+
+    def forward_nodes(self, graph, x: torch.Tensor, nodes: torch.Tensor) -> ModelOutput:
+        """Outputs of ``nodes`` (int64 ``[B]``) only: their rows of the cached diffusions through the
+        feed-forward nets, so training and inference run in node mini-batches
+        (:mod:`gkd_bench.minibatch`; the G-CRD reference trains SIGN on batches of 50,000 nodes).
+        Equal to ``forward(graph, x)`` at those rows in eval mode. Returns logits ``[B, C]``, hidden
+        ``[B, (num_hops + 1) * hidden]``."""
         feats = cached_diffuse(graph, x, self.num_hops, self.operator, self.self_loops)
+        return self._head([f[nodes] for f in feats])
+
+    def _head(self, feats) -> ModelOutput:
         merged = self.prelu(torch.cat([ff(self.input_dropout(f)) for f, ff in zip(feats, self.inception)], dim=-1))
         dropped = self.dropout(merged)
         return ModelOutput(self.project(dropped), (dropped if self.hidden_after_dropout else merged,))

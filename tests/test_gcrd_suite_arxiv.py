@@ -50,6 +50,11 @@ def test_gcrd_suite_arxiv_configuration_through_the_cli(tmp_path):
         assert "label_inputs" not in spec["student"]["train"]  # only the teacher sees labels
         assert "optimizer" not in spec["student"]["train"]  # the students keep Adam
         assert spec["student"]["hparams"]["hidden_after_dropout"] is True  # G-CRD's out_feat
+        if r["student"] == "sign":  # arxiv_dgl/sign.py: batches of 50,000 training nodes, eval every 10
+            st = spec["student"]["train"]
+            assert (st["batching"], st["batch_size"], st["eval_batch_size"], st["eval_every"]) == (
+                "minibatch", 50000, 100000, 10)
+            assert r["batching"] == "minibatch"  # G-CRD and KD + GSP on SIGN ran in node mini-batches
     grid = {}
     for r in recs:
         hp = json.loads(r["hparams"])["distiller"]

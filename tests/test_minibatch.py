@@ -133,8 +133,13 @@ def test_mode_resolution_threshold_and_errors(monkeypatch):
         minibatch.resolve_batching(TrainConfig(batching="minibatch"), gcn, Supervised(), data)
     from gkd_bench.methods.fitnet import FitNet
 
-    with pytest.raises(ValueError, match="FitNet has no mini-batch form"):
-        minibatch.resolve_batching(TrainConfig(batching="minibatch"), MLP(12, 3), FitNet(), data)
+    from gkd_bench.methods.lsp import LSP
+
+    # set-level distillers mini-batch only when asked to (their terms then run per mini-batch), never under auto
+    assert minibatch.resolve_batching(TrainConfig(), MLP(12, 3), FitNet(), data) == "full"
+    assert minibatch.resolve_batching(TrainConfig(batching="minibatch"), MLP(12, 3), FitNet(), data) == "minibatch"
+    with pytest.raises(ValueError, match="LSP has no mini-batch form"):
+        minibatch.resolve_batching(TrainConfig(batching="minibatch"), MLP(12, 3), LSP(), data)
     with pytest.raises(ValueError, match="one entry per layer"):
         minibatch.fan_out_for(sage, TrainConfig(fan_out=(5, 5, 5)))
 
@@ -206,3 +211,50 @@ def test_minibatch_runs_record_their_mode_through_the_cli(tmp_path):
     kd = [x for x in recs if x["distiller"] == "kd"][0]
     assert kd["teacher_batching"] == "minibatch"
     assert "latency_full_ms" not in kd and "latency_online10_ms" in kd  # no whole-graph forward pass timed
+
+
+def test_sign_forward_nodes_equals_its_full_forward_rows():
+    from gkd_bench.methods.sign import SIGN
+
+    data = synthetic_graph(n=50)
+    torch.manual_seed(0)
+    model = SIGN(12, 3, hidden=8, num_hops=2).eval()
+    nodes = torch.tensor([3, 0, 41, 7])
+    with torch.no_grad():
+        full, part = model(data.graph, data.x), model.forward_nodes(data.graph, data.x, nodes)
+    assert minibatch.node_batchable(model)
+    assert torch.allclose(part.logits, full.logits[nodes], atol=1e-6)
+    assert torch.allclose(part.hidden[0], full.hidden[0][nodes], atol=1e-6)
+
+
+def test_gcrd_on_sign_node_minibatches_sees_each_batch_and_its_teacher_rows(monkeypatch):
+    """batching: minibatch with a set-level distiller (G-CRD on SIGN, as the G-CRD reference): each step's
+    G-CRD term gets the batch's KD nodes (training nodes, kd_nodes: train) and the teacher rows of exactly
+    those nodes; an epoch covers every training node once."""
+    from gkd_bench.methods.gcrd import GCRD
+    from gkd_bench.methods.sign import SIGN
+
+    data = synthetic_graph(n=90)
+    seed_everything(0)
+    teacher = GCN(12, 3, hidden=6).eval()
+    with torch.no_grad():
+        t_out = teacher(data.graph, data.x)
+    student = SIGN(12, 3, hidden=8, num_hops=2)
+    dist = GCRD(proj_dim=4, max_samples=8, kd_nodes="train")
+    dist.setup(data, student, t_out)
+    seen = []
+    real = GCRD.aux_loss
+
+    def spy(self, batch, student_out, teacher_out):
+        assert torch.equal(teacher_out.hidden[-1], t_out.hidden[-1][batch.nodes])
+        assert student_out.logits.shape[0] == len(batch.nodes)
+        seen.append(batch.nodes[batch.kd_idx].tolist())
+        return real(self, batch, student_out, teacher_out)
+
+    monkeypatch.setattr(GCRD, "aux_loss", spy)
+    res = fit(student, dist, data, t_out, TrainConfig(epochs=2, patience=5, batching="minibatch", batch_size=12))
+    assert res.batching == "minibatch"
+    train = sorted(data.splits["train"].tolist())
+    per_epoch = -(-len(train) // 12)
+    assert len(seen) == 2 * per_epoch
+    assert sorted(sum(seen[:per_epoch], [])) == train and all(len(s) <= 12 for s in seen)
