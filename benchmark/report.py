@@ -276,6 +276,8 @@ def leaderboard(runs: pd.DataFrame, include_perturbed: bool = False, search_tabl
                 row[f"{c}_mean"] = g[c].mean()
                 row[f"{c}_std"] = g[c].std(ddof=1) if g[c].notna().sum() > 1 else np.nan
         if first["distiller_name"] != "none" and g["gain_"].notna().any():
+            paired = g["gain_"].notna()
+            row["none_paired_mean"] = (g["test"][paired] - g["gain_"][paired]).mean()  # `none` on these seeds
             row["gain_vs_none"] = g["gain_"].mean()
             sd = g["gain_"].std(ddof=1)
             row["gain_vs_none_std"] = sd

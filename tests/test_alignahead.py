@@ -349,3 +349,33 @@ def test_claims_in_plain_words():
     noisy = {**_lb_row("none", "none", 50.0), "perturbation_kind": "train_noise"}
     mixed = pd.concat([pd.DataFrame([noisy]), lb.assign(perturbation_kind=None)], ignore_index=True)
     assert alignahead_claims(mixed) == md
+
+
+def test_claim_one_compares_on_the_seeds_both_have_run():
+    """Mid-sweep an online row may have fewer seeds than the student alone: claim 1 then compares with the
+    alone mean on the row's own seeds (none_paired_mean from the leaderboard), and says so."""
+    paired = {**_lb_row("alignahead", "ah-k2", 85.0, (84.6, 85.4), 2.3, K=2), "n": 1, "none_paired_mean": 82.7}
+    lb = pd.DataFrame([_lb_row("none", "none", 86.0), paired,
+                       _lb_row("alignahead", "ah-k3", 86.5, (85.5, 87.5), 0.5, K=3)])
+    lines = alignahead_claims(lb).splitlines()
+    ah = next(l for l in lines if l.startswith("- **Alignahead**"))
+    assert "partly (alone 86.00)" in ah
+    assert "K=2 yes (lowest student 84.60; alone 82.70 on its 1 seed)" in ah
+    assert "K=3 no (lowest student 85.50)" in ah and "on its" not in ah.split("K=3")[1]
+
+
+def test_leaderboard_pairs_the_alone_mean_by_seed(tiny_registry):
+    """none_paired_mean: the `none` runs' mean over exactly the seeds an online config has (seed 0 only here,
+    while `none` has seeds 0-2); gain_vs_none pairs the same seeds."""
+    from gkd_bench.report import leaderboard
+    from test_search import fake_record
+
+    specs = expand({**SUITE, "seeds": "0-2", "experiments": [{"student": "gat", "distiller": ["none", "pp2"]}]})
+    tests = {("none", 0): 80.0, ("none", 1): 82.0, ("none", 2): 84.0, ("pp2", 0): 81.5}
+    runs = pd.DataFrame([fake_record(s, 70.0, tests[(s.distiller["label"], s.seed)]) for s in specs
+                         if (s.distiller["label"], s.seed) in tests])
+    lb = leaderboard(runs)
+    row = lb[lb["distiller_name"] == "alignahead++"].iloc[0]
+    assert row["n"] == 1 and row["none_paired_mean"] == pytest.approx(80.0)
+    assert row["gain_vs_none"] == pytest.approx(1.5)
+    assert lb[lb["distiller_name"] == "none"].iloc[0]["test_mean"] == pytest.approx(82.0)
