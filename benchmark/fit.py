@@ -120,7 +120,9 @@ class TrainConfig:
             ValueError: unknown keys, an unknown ``batching``/``optimizer``/``selection``, a
                 non-positive ``batch_size``/``eval_batch_size``/``graphs_per_batch``, a negative
                 ``warmup_epochs`` or ``label_iters``, a ``label_mask_rate`` outside (0, 1), a
-                non-boolean ``label_inputs`` or a malformed ``fan_out``.
+                non-boolean ``label_inputs``, ``label_mask_rate`` / ``label_iters`` set away from
+                their defaults without ``label_inputs``, ``label_inputs`` with ``batching: minibatch``, a non-integer value of an integer
+                option or a malformed ``fan_out``.
         """
         d = dict(d or {})
         known = {f.name for f in dataclasses.fields(cls)}
@@ -149,8 +151,12 @@ class TrainConfig:
                 if not isinstance(v, bool):
                     raise ValueError(f"train.{k} must be true or false, got {v!r}")
                 out[k] = v
+            elif types[k] == "int":
+                if isinstance(v, bool) or float(v) != int(float(v)):
+                    raise ValueError(f"train.{k} must be an integer, got {v!r}")
+                out[k] = int(float(v))
             else:
-                out[k] = int(v) if types[k] == "int" else float(v)
+                out[k] = float(v)
         for k in ("batch_size", "eval_batch_size", "graphs_per_batch"):
             if k in out and out[k] < 1:
                 raise ValueError(f"train.{k} must be positive, got {out[k]}")
@@ -160,6 +166,13 @@ class TrainConfig:
             raise ValueError(f"train.label_mask_rate must be in (0, 1), got {out['label_mask_rate']}")
         if out.get("label_iters", 0) < 0:
             raise ValueError(f"train.label_iters must be >= 0, got {out['label_iters']}")
+        stray = [k for k in ("label_mask_rate", "label_iters")
+                 if out.get(k, getattr(cls, k)) != getattr(cls, k) and not out.get("label_inputs")]
+        if stray:  # as the reference: "'--use-labels' must be enabled when n_label_iters > 0"
+            raise ValueError(f"train.{stray[0]} needs train.label_inputs: true")
+        if out.get("label_inputs") and out.get("batching") == "minibatch":
+            raise ValueError("train.label_inputs trains in full batch; it cannot be combined with "
+                             "train.batching: minibatch")
         return cls(**out)
 
     def to_dict(self) -> dict:
@@ -412,6 +425,9 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
                                                 total_iters=cfg.warmup_epochs - 1)
               for o in (opt if isinstance(opt, (list, tuple)) else [opt])] if cfg.warmup_epochs > 1 else []
     members = list(model) if isinstance(model, StudentEnsemble) else [model]
+    if len(members) > 1 and any(hasattr(m, "resample_inputs") for m in members):
+        raise ValueError("train.label_inputs is for one model trained alone or distilled offline; online "
+                         "distillers train their students without label inputs")
     batching = "full" if isinstance(model, StudentEnsemble) else resolve_batching(cfg, model, distiller, view)
     ebs = eval_batch_size(cfg, batching)
     fixed = None if view.graphs or batching == "minibatch" else [make_batch(view, distiller)]

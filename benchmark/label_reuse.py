@@ -65,10 +65,15 @@ class LabelReuse(nn.Module):
 
     @property
     def num_hops(self) -> int:
-        """Receptive field: the wrapped model's, once per pass (:func:`gkd_bench.timing.receptive_hops`)."""
+        """Receptive field: the wrapped model's (:func:`gkd_bench.timing.receptive_hops`, with its extra
+        hop for source-degree scaling) plus its layer count once more per label-reuse pass: the final pass
+        needs the previous pass's outputs ``L`` hops out, each exact from its own receptive field."""
         from gkd_bench.timing import receptive_hops
 
-        return receptive_hops(self.model) * (self.iters + 1)
+        base = receptive_hops(self.model)
+        layers = getattr(self.model, "layers", None)
+        per_pass = len(layers) if layers is not None else base
+        return base + self.iters * per_pass
 
     def bind_data(self, data) -> "LabelReuse":
         """Bind to ``data``'s labels (int64 ``[N]``) and training nodes (``data.splits["train"]``)."""
@@ -96,7 +101,11 @@ class LabelReuse(nn.Module):
             raise ValueError("label inputs: the model is not bound to a dataset (LabelReuse.bind_data)")
 
     def _rows(self, graph, n: int) -> Optional[torch.Tensor]:
-        """``None`` when ``graph`` is the bound graph, else its nodes' ids in the bound graph."""
+        """``None`` when ``graph`` is the bound graph, else its nodes' ids in the bound graph.
+
+        A graph of the bound node count is taken as the bound graph itself: a dataset graph may carry
+        ``ndata[dgl.NID]`` from its own preprocessing (e.g. a largest connected component), which are
+        not ids of the bound graph. Smaller graphs must carry them (``dgl.khop_in_subgraph`` does)."""
         if n == self.onehot.shape[0]:
             return None
         import dgl

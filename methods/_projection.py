@@ -133,8 +133,10 @@ class RepresentationDistiller(Distiller):
         """Check the layer pair and build the projection heads (when ``proj_dim > 0``).
 
         Runs one eval-mode forward pass of ``student`` on ``data`` to learn its
-        hidden width; seeds the node-sampling generator from torch's global RNG
-        (which the runner seeds per run).
+        hidden width (on two nodes for node-wise students, graph-free or with
+        ``forward_nodes``, such as SIGN: a full pass on ogbn-arxiv would hold
+        gigabytes only to read a width); seeds the node-sampling generator from
+        torch's global RNG (which the runner seeds per run).
 
         Raises:
             ValueError: no teacher outputs, a layer index out of range, or
@@ -145,7 +147,13 @@ class RepresentationDistiller(Distiller):
         was = student.training
         student.eval()
         with torch.no_grad():
-            s_out = student(data.graph, data.x)
+            probe = torch.arange(min(2, data.x.shape[0]))
+            if getattr(student, "graph_free", False):
+                s_out = student(None, data.x[probe])
+            elif hasattr(student, "forward_nodes"):
+                s_out = student.forward_nodes(data.graph, data.x, probe)
+            else:
+                s_out = student(data.graph, data.x)
         student.train(was)
         hs = pick_layer(s_out, self.student_layer, "student")
         ht = pick_layer(teacher_out, self.teacher_layer, "teacher")

@@ -54,13 +54,18 @@ class GAT(nn.Module):
 
     - ``attn_dst=False``: no destination term, ``e_ij = LeakyReLU(a_l . W h_j)`` (the layers have no
       ``attn_r`` parameter; ``--no-attn-dst``).
-    - ``symmetric_norm=True``: source features scaled by ``d_out(j)^-1/2`` before the attention
-      scores and the weighted sum, the sum scaled by ``d_in(i)^+1/2`` (``--use-norm``; degrees of the
-      graph with self-loops, clamped at 1; the exponents are the reference code's).
+    - ``symmetric_norm=True``: source features scaled by ``d_out(j)^-1/2``; the source score term
+      ``a_l . z_j`` and the messages use the scaled features, the destination term ``a_r . W h_i``
+      the unscaled ones; the sum is scaled by ``d_in(i)^+1/2`` before the residual and bias
+      (``--use-norm``; degrees of the graph with self-loops, clamped at 1; the exponents are the
+      reference code's).
     - ``edge_drop=p``: in training, a fresh random ``p`` of the edges is left out of every layer's
       edge softmax (weight 0; the softmax normalises over the kept edges; ``--edge-drop``).
     - ``conv_bias=False``: hidden layers' attention convolutions carry no bias (the reference's;
       with ``norm: batch`` a bias there is cancelled by the batch norm anyway).
+    - ``skip_init="xavier"``: the ``residual: linear`` skips' weights drawn as the reference's
+      ``res_fc`` (``xavier_normal_`` with ReLU gain, as DGL initialises ``fc``); default ``"torch"``:
+      ``nn.Linear``'s own initialisation (the PPI reference's PyG ``Linear`` skips).
 
     With any of the first three, every layer runs :meth:`_attend` (DGL's ``GATConv.forward``
     reproduced, with the variants) instead of ``GATConv.forward``.
@@ -72,7 +77,7 @@ class GAT(nn.Module):
 
     Raises:
         ValueError: ``residual`` not one of ``False`` (or ``None``), ``True``, ``"linear"``; a bad ``norm``, ``act``,
-            ``input_norm``, dropout or ``edge_drop`` rate or ``num_layers``.
+            ``input_norm``, ``skip_init``, dropout or ``edge_drop`` rate or ``num_layers``.
     """
 
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 8, num_layers: int = 2,
@@ -80,8 +85,10 @@ class GAT(nn.Module):
                  negative_slope: float = 0.2, residual=False, act: str = "elu",
                  input_norm=None, norm=None, input_dropout=None, residual_bias: bool = True,
                  attn_dst: bool = True, symmetric_norm: bool = False, edge_drop: float = 0.0,
-                 conv_bias: bool = True):
+                 conv_bias: bool = True, skip_init: str = "torch"):
         super().__init__()
+        if skip_init not in ("torch", "xavier"):
+            raise ValueError(f"gat: skip_init must be 'torch' or 'xavier', got {skip_init!r}")
         if not 0.0 <= float(edge_drop) < 1.0:
             raise ValueError(f"gat: edge_drop must be in [0, 1), got {edge_drop!r}")
         check_input_norm(input_norm)
@@ -119,6 +126,9 @@ class GAT(nn.Module):
         # the input features' rate (default: the rate between layers), on their non-zero entries
         self.input_dropout = InputDropout(dropout if input_dropout is None else input_dropout)
         self.sparse_first_layer = True  # a plain attribute: not in the state_dict
+        if linear_skip and skip_init == "xavier":
+            for skip in self.skips:
+                nn.init.xavier_normal_(skip.weight, gain=nn.init.calculate_gain("relu"))
         self.symmetric_norm = bool(symmetric_norm)
         self.edge_drop = float(edge_drop)
         if not attn_dst:
@@ -215,6 +225,7 @@ class GAT(nn.Module):
         if not self.custom_attention:
             return layer(g, h)
         feat = layer.fc(layer.feat_drop(h)).view(-1, layer._num_heads, layer._out_feats)
+        # DGL applies res_fc to feat_drop(h); this model always builds its layers with feat_drop 0
         res = None if layer.res_fc is None else layer.res_fc(h).view(-1, layer._num_heads, layer._out_feats)
         return self._attend(layer, g, feat, res)
 
@@ -244,13 +255,13 @@ def gat(in_dim: int, num_classes: int, hidden: int = 8, num_layers: int = 2, hea
         negative_slope: float = 0.2, residual=False, act: str = "elu",
         input_norm=None, norm=None, input_dropout=None, residual_bias: bool = True,
         attn_dst: bool = True, symmetric_norm: bool = False, edge_drop: float = 0.0,
-        conv_bias: bool = True) -> GAT:
+        conv_bias: bool = True, skip_init: str = "torch") -> GAT:
     """Factory for :class:`GAT`; keyword arguments are its hyperparameters."""
     return GAT(in_dim, num_classes, hidden, num_layers, heads, out_heads, dropout, attn_dropout,
                negative_slope, residual, act, input_norm, norm, input_dropout, residual_bias,
-               attn_dst, symmetric_norm, edge_drop, conv_bias)
+               attn_dst, symmetric_norm, edge_drop, conv_bias, skip_init)
 
 
 # added after GAT records existed; at their defaults they stay out of config ids (gkd_bench.spec.ID_NEUTRAL_ATTR)
 gat.id_neutral_defaults = ("norm", "input_dropout", "residual_bias", "attn_dst", "symmetric_norm", "edge_drop",
-                           "conv_bias")
+                           "conv_bias", "skip_init")

@@ -79,8 +79,12 @@ def cached_diffuse(graph, x: torch.Tensor, num_hops: int, operator: str, self_lo
 
     A hit needs the very same ``x`` object, unmodified in place (same
     ``_version``), and the same settings; anything else recomputes (e.g.
-    test-time feature noise gives a new tensor).
+    test-time feature noise gives a new tensor). Inference tensors (made under
+    ``torch.inference_mode``, as latency measurement gathers its inputs) have no
+    version counter and are never memoised.
     """
+    if x.is_inference():
+        return diffuse(graph, x, num_hops, operator, self_loops)
     key = (int(num_hops), operator, bool(self_loops))
     entry = _PROP_CACHE.get(graph)
     if entry is not None and entry["key"] == key and entry["x"]() is x and entry["version"] == x._version:

@@ -151,6 +151,13 @@ def test_rerun_keeps_an_unchanged_skipped_record(tmp_path, monkeypatch):
     again = json.loads(path.read_text())
     assert again["status"] == "skipped" and "ind.cora.x" in again["error"]
     assert again["started_at"] != "2000-01-01T00:00:00+00:00"
+    # a record of the same run id whose spec differs (e.g. written by older code) is rewritten too
+    again["spec"] = json.dumps({**json.loads(again["spec"]), "old": 1})
+    again["started_at"] = "2000-01-01T00:00:00+00:00"
+    path.write_text(json.dumps(again, indent=1, sort_keys=True))
+    assert CliRunner().invoke(main, args).exit_code == 0
+    last = json.loads(path.read_text())
+    assert '"old"' not in last["spec"] and last["started_at"] != "2000-01-01T00:00:00+00:00"
 
 
 def test_unwritable_results_dir_is_a_clear_error(tmp_path):

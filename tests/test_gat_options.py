@@ -125,7 +125,7 @@ def test_new_options_stay_out_of_config_ids_at_their_defaults():
     train = {"epochs": 10, "lr": 0.01}
     plain = resolve_model("gat", {"model": "gat", "hidden": 8}, train)["hparams"]
     assert not {"norm", "input_dropout", "residual_bias", "attn_dst", "symmetric_norm", "edge_drop",
-                "conv_bias"} & set(plain)
+                "conv_bias", "skip_init"} & set(plain)
     explicit = resolve_model("gat", {"model": "gat", "hidden": 8, "norm": None, "residual_bias": True}, train)
     assert explicit["hparams"] == plain
     changed = resolve_model("gat", {"model": "gat", "hidden": 8, "norm": "batch", "input_dropout": 0.25,
@@ -282,3 +282,41 @@ def test_attend_without_variants_equals_gatconv_and_sparse_path_is_unchanged():
 def test_bad_edge_drop_is_an_error():
     with pytest.raises(ValueError, match=r"edge_drop must be in \[0, 1\), got 1.0"):
         MODELS.get("gat")(5, 3, edge_drop=1.0)
+
+
+def test_symmetric_norm_scales_the_sum_before_the_residual_and_bias():
+    """Reference order (arxiv_dgl/models.py GATConv.forward): sum * d_in^1/2, then + residual, then (our DGL
+    layer's) bias. DGL's residual=True path with symmetric_norm, against the dense computation."""
+    from gkd_bench.methods._common import with_self_loops
+
+    g, x = _graph(n=12, feats=5)
+    torch.manual_seed(0)
+    model = MODELS.get("gat")(5, 3, hidden=4, heads=2, attn_dropout=0.0, symmetric_norm=True, residual=True).eval()
+    layer = model.layers[0]
+    torch.nn.init.normal_(layer.res_fc.weight)
+    gl = with_self_loops(g)
+    with torch.no_grad():
+        got = model._layer(0, gl, x)
+        res = layer.res_fc(x).view(-1, 2, 4)
+        want = _dense_attention(model, layer, gl, x) + res
+        if layer.bias is not None:
+            want = want + layer.bias.view(1, 2, 4)
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_skip_init_xavier_draws_the_skips_as_the_reference_res_fc():
+    """skip_init: xavier: xavier_normal_ with ReLU gain (std = gain * sqrt(2 / (fan_in + fan_out))); the
+    default keeps nn.Linear's uniform init (bounded by 1/sqrt(fan_in)); bad values are errors."""
+    import math
+
+    torch.manual_seed(0)
+    x = MODELS.get("gat")(600, 3, hidden=100, heads=3, residual="linear", skip_init="xavier")
+    torch.manual_seed(0)
+    d = MODELS.get("gat")(600, 3, hidden=100, heads=3, residual="linear")
+    w = x.skips[0].weight.detach()
+    want = math.sqrt(2.0) * math.sqrt(2.0 / (600 + 300))
+    assert abs(float(w.std()) - want) < 0.05 * want
+    assert float(d.skips[0].weight.detach().abs().max()) <= 1 / math.sqrt(600) + 1e-6
+    assert float(w.abs().max()) > 1 / math.sqrt(600)
+    with pytest.raises(ValueError, match="skip_init must be 'torch' or 'xavier', got 'he'"):
+        MODELS.get("gat")(5, 3, residual="linear", skip_init="he")

@@ -25,11 +25,12 @@ def test_gcrd_suite_arxiv_configuration_through_the_cli(tmp_path):
     write_ogb(tmp_path / "root", "ogbn-arxiv", n=20)
     sets = ["train.epochs=2", "models.gat.hidden=4", "models.gat.train.epochs=2", "models.gcn.hidden=8",
             "models.sign.hidden=8", "models.sign.train.epochs=2", "distillers.gcrd.proj_dim=8",
-            "distillers.kd+gsp.proj_dim=8", "robustness=false"]
+            "distillers.kd+gsp.proj_dim=8", "robustness=false", "latency.min_run_time=0.001",
+            "latency.batches=[10]", "latency.memory=false"]
     args = ["run", "--suite", "gcrd", "--dataset", "ogbn-arxiv", "--student", "gcn", "--student", "sign",
             "--distiller", "gcrd", "--distiller", "kd+gsp", "--seeds", "0", "--data-dir", str(tmp_path / "root"),
             "--cache-dir", str(tmp_path / "cache"), "--results-dir", str(tmp_path / "res"), "--no-report",
-            "--no-timing", "--fail-fast"]
+            "--fail-fast"]  # timing on: the label-reuse teacher and SIGN are timed on k-hop subgraphs
     args += [x for s in sets for x in ("--set", s)]
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
@@ -37,6 +38,7 @@ def test_gcrd_suite_arxiv_configuration_through_the_cli(tmp_path):
     assert recs and all(r["status"] == "ok" and r["dataset"] == "ogbn-arxiv" for r in recs)
     for r in recs:
         assert math.isfinite(r["test"]) and math.isfinite(r["cka"])
+        assert r["latency_online10_ms"] > 0 and r["teacher_latency_online10_ms"] > 0
         spec = json.loads(r["spec"])
         assert spec["dataset_options"] == {"self_loops": False}
         t = spec["teacher"]["hparams"]
@@ -105,6 +107,13 @@ def test_gcrd_suite_models_have_the_reference_parameter_counts():
     arxiv = models[("ogbn-arxiv", "gat")]
     assert arxiv["train"]["label_inputs"] is True
     assert count_parameters(MODELS.get("gat")(128 + 40, 40, **arxiv["hparams"])) == 1_441_580
+    # the PPI teacher resolves to exactly ppi_pyg's settings: every arxiv key reset (defaults leave the dicts)
+    ppi = models[("ppi", "gat")]
+    assert ppi["hparams"] == {"hidden": 256, "num_layers": 3, "heads": 4, "out_heads": 6, "dropout": 0.0,
+                              "attn_dropout": 0.0, "negative_slope": 0.2, "residual": "linear", "act": "elu",
+                              "input_norm": None}
+    assert ppi["train"] == {"epochs": 500, "lr": 0.005, "weight_decay": 0.0, "patience": 500, "eval_every": 1,
+                            "max_time_s": 0.0, "graphs_per_batch": 1}
     want = {"gat": 3_076_766, "gat-5l": 176_846, "gat-2l": 182_714}
     for label, n in want.items():
         m = models[("ppi", label)]

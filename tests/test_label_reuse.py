@@ -97,9 +97,18 @@ def test_training_forward_needs_resample_and_binding(tiny):
 
 def test_bad_settings_and_datasets_are_errors(tiny):
     with pytest.raises(ValueError, match=r"train.label_mask_rate must be in \(0, 1\), got 1.0"):
-        TrainConfig.from_dict({"label_mask_rate": 1.0})
+        TrainConfig.from_dict({"label_mask_rate": 1.0, "label_inputs": True})
     with pytest.raises(ValueError, match="train.label_iters must be >= 0, got -1"):
-        TrainConfig.from_dict({"label_iters": -1})
+        TrainConfig.from_dict({"label_iters": -1, "label_inputs": True})
+    with pytest.raises(ValueError, match="train.label_iters must be an integer, got 1.5"):
+        TrainConfig.from_dict({"label_iters": 1.5, "label_inputs": True})
+    with pytest.raises(ValueError, match="train.label_iters needs train.label_inputs: true"):
+        TrainConfig.from_dict({"label_iters": 1})
+    with pytest.raises(ValueError, match="train.label_mask_rate needs train.label_inputs: true"):
+        TrainConfig.from_dict({"label_mask_rate": 0.3, "label_inputs": False})
+    assert TrainConfig.from_dict({"label_iters": 0, "label_inputs": False}).to_dict() == TrainConfig().to_dict()
+    with pytest.raises(ValueError, match="cannot be combined with train.batching: minibatch"):
+        TrainConfig.from_dict({"label_inputs": True, "batching": "minibatch"})
     with pytest.raises(ValueError, match="train.label_inputs must be true or false, got 'yes'"):
         TrainConfig.from_dict({"label_inputs": "yes"})
     multi = synthetic_graph(multilabel=True)
@@ -154,3 +163,54 @@ def test_build_model_wraps_and_fit_trains_with_fresh_masks(tiny, monkeypatch):
     assert not any(k.endswith(("onehot", "train_nodes")) for k in model.state_dict())
     plain = build_model({"model": "gat", "hparams": {"hidden": 4, "heads": 2}}, tiny)
     assert not isinstance(plain, LabelReuse)
+
+
+class ModeSpy(Spy):
+    """Spy that also records whether it ran in training mode and with gradients enabled."""
+
+    def __init__(self, in_dim, c):
+        super().__init__(in_dim, c)
+        self.modes = []
+
+    def forward(self, graph, x):
+        self.modes.append((self.training, torch.is_grad_enabled()))
+        return super().forward(graph, x)
+
+
+def test_training_with_label_reuse_feeds_back_to_the_loss_nodes_and_trains_on_the_last_pass(tiny):
+    """iters 1 in training (arxiv_dgl/gat.py train()): pass 1 shows the drawn half; before pass 2 every node
+    without a shown label -- the loss nodes included -- carries softmax(pass-1 logits); both passes run in
+    training mode, only pass 2 with gradients, and the loss gradient is pass 2's alone."""
+    torch.manual_seed(0)
+    model = LabelReuse(ModeSpy(tiny.num_features + tiny.num_classes, tiny.num_classes), tiny.num_classes,
+                       0.5, 1).bind_data(tiny).train()
+    batch = model.resample_inputs(make_batch(tiny, DISTILLERS.get("none")()))
+    out = model(batch.graph, batch.x)
+    spy, f = model.model, tiny.num_features
+    first, second = spy.seen
+    assert spy.modes == [(True, False), (True, True)]
+    shown = first[:, f:].sum(1) > 0
+    loss_nodes = batch.train_idx
+    assert not shown[loss_nodes].any() and shown.sum() == len(tiny.splits["train"]) - len(loss_nodes)
+    with torch.no_grad():
+        soft = F.softmax(spy.lin(first), -1)
+    assert torch.allclose(second[~shown, f:], soft[~shown], atol=1e-6)
+    assert torch.equal(second[shown, f:], first[shown, f:])
+    # the loss nodes' own labels never reach the loss: their channels are predictions, not one-hots
+    own = F.one_hot(tiny.y[loss_nodes], tiny.num_classes).float()
+    assert not torch.allclose(second[loss_nodes, f:], own)
+    loss = F.cross_entropy(out.logits[loss_nodes], tiny.y[loss_nodes])
+    loss.backward()
+    grad = spy.lin.weight.grad.clone()
+    spy.lin.weight.grad = None
+    F.cross_entropy(spy.lin(second)[loss_nodes], tiny.y[loss_nodes]).backward()
+    assert torch.allclose(grad, spy.lin.weight.grad, atol=1e-6)
+
+
+def test_online_distillers_refuse_label_inputs(tiny):
+    from gkd_bench.methods._distiller import StudentEnsemble
+
+    students = StudentEnsemble([_wrapped(tiny), _wrapped(tiny)])
+    dist = DISTILLERS.get("alignahead")(num_students=2)
+    with pytest.raises(ValueError, match="online distillers train their students without label inputs"):
+        fit(students, dist, tiny, None, TrainConfig(epochs=1, label_inputs=True))

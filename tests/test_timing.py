@@ -29,7 +29,8 @@ def data():
 
 # ------------------------------------------------------------------ online paths
 @pytest.mark.parametrize("name, kw", [("gcn", {}), ("gcn", {"num_layers": 3}), ("sage", {}), ("gat", {}),
-                                      ("mlp", {})])
+                                      ("mlp", {}), ("gat", {"symmetric_norm": True, "attn_dst": False}),
+                                      ("sign", {"hidden": 8, "num_hops": 2})])
 def test_online_forward_equals_full_graph_rows(data, name, kw):
     model = build(name, data, **kw)
     nodes = torch.tensor([5, 17, 5, 99, 0, 64])  # a repeat included
@@ -48,6 +49,46 @@ def test_gcn_needs_one_more_hop_than_layers(data):
         gcn.num_hops = 2  # what a layer count alone would give: source degrees wrong at the boundary
         short = online_forward(gcn, data.graph, data.x, nodes)
     assert not torch.allclose(short, full, atol=1e-5)
+
+
+def test_symmetric_norm_gat_needs_one_more_hop_than_layers(data):
+    """Its messages are scaled by source out-degrees (G-CRD's ogbn-arxiv GAT), as GCN's."""
+    gat = build("gat", data, symmetric_norm=True)
+    assert receptive_hops(gat) == 3
+    nodes = torch.arange(0, 120, 7)
+    with torch.no_grad():
+        full = gat(data.graph, data.x).logits[nodes]
+        torch.testing.assert_close(online_forward(gat, data.graph, data.x, nodes), full, rtol=1e-5, atol=1e-6)
+        gat.num_hops = 2
+        short = online_forward(gat, data.graph, data.x, nodes)
+    assert not torch.allclose(short, full, atol=1e-5)
+
+
+def test_label_reuse_receptive_field_is_exact(monkeypatch):
+    """A LabelReuse GAT (2 layers, symmetric norm, one reuse pass): 2 + 2 + 1 = 5 hops give the full-graph
+    rows; 4 do not (a sparse graph, so that 4 hops do not already cover it)."""
+    from gkd_bench.label_reuse import LabelReuse
+
+    data = synthetic_graph(n=1500, f=10, c=3, seed=3)
+    torch.manual_seed(0)
+    base = MODELS.get("gat")(data.num_features + data.num_classes, data.num_classes, symmetric_norm=True)
+    model = LabelReuse(base, data.num_classes, 0.5, 1).bind_data(data).eval()
+    assert model.num_hops == 5
+    nodes = torch.tensor([3, 500, 1200])
+    with torch.no_grad():
+        full = model(data.graph, data.x).logits[nodes]
+        torch.testing.assert_close(online_forward(model, data.graph, data.x, nodes), full, rtol=1e-5, atol=1e-6)
+        monkeypatch.setattr(LabelReuse, "num_hops", 4)
+        short = online_forward(model, data.graph, data.x, nodes)
+    assert not torch.allclose(short, full, atol=1e-5)
+
+
+def test_sign_latency_is_measured_on_inference_tensors(data):
+    """Latency scenarios gather their inputs under torch.inference_mode; SIGN's diffusion memo must not read
+    their (absent) version counter."""
+    sign = build("sign", data, hidden=8, num_hops=2)
+    cols = latency_columns(sign, None, data, 0, batches=[10], min_run_time=FAST, memory=False)
+    assert cols["latency_online10_ms"] > 0 and cols["latency_full_ms"] > 0
 
 
 def test_sampled_neighbourhood(data):

@@ -115,3 +115,87 @@ def test_fit_trains_and_selects_with_the_configured_task_loss(tiny, monkeypatch)
     kinds.clear()
     fit(_student(tiny), dist, tiny, None, TrainConfig(epochs=2, patience=10))
     assert kinds == ["ce"] * 2
+
+
+def _loge(logits, y, idx):
+    import math
+
+    eps = 1 - math.log(2)
+    ce = torch.nn.functional.cross_entropy(logits[idx], y[idx], reduction="none")
+    return float((torch.log(eps + ce) - math.log(eps)).mean())
+
+
+@pytest.mark.parametrize("name, kw", [("none", {}), ("kd", {}), ("fitnet", {"proj_dim": 4}),
+                                      ("kd+gcrd", {"proj_dim": 4})])
+def test_every_offline_distiller_uses_the_batch_task_loss(tiny, name, kw):
+    """The supervised term of each distiller follows Batch.task_loss (LogE golden value vs CE)."""
+    import dataclasses
+
+    from gkd_bench.fit import make_batch
+
+    torch.manual_seed(0)
+    student = MODELS.get("gcn")(tiny.num_features, tiny.num_classes, hidden=6).eval()
+    teacher = MODELS.get("gcn")(tiny.num_features, tiny.num_classes, hidden=8).eval()
+    with torch.no_grad():
+        s_out, t_out = student(tiny.graph, tiny.x), teacher(tiny.graph, tiny.x)
+    dist = DISTILLERS.get(name)(**kw)
+    if hasattr(dist, "setup"):
+        dist.setup(tiny, student, t_out)
+    batch = make_batch(tiny, dist)
+    idx = batch.train_idx
+    ce = dist.loss(batch, s_out, t_out)["task"]
+    loge = dist.loss(dataclasses.replace(batch, task_loss="loge"), s_out, t_out)["task"]
+    assert float(loge) == pytest.approx(_loge(s_out.logits, tiny.y, idx), rel=1e-5)
+    assert float(ce) == pytest.approx(float(torch.nn.functional.cross_entropy(s_out.logits[idx], tiny.y[idx])),
+                                      rel=1e-5)
+    assert abs(float(loge) - float(ce)) > 1e-3
+
+
+def test_online_students_and_deep_supervision_use_the_batch_task_loss(tiny):
+    """Alignahead++: the task term and the deep-supervision heads' terms follow Batch.task_loss."""
+    import dataclasses
+
+    from gkd_bench.fit import make_batch
+
+    dist = DISTILLERS.get("alignahead++")(num_students=2)
+    torch.manual_seed(0)
+    students = dist.build_students(
+        MODELS.get("gat")(tiny.num_features, tiny.num_classes, hidden=4, heads=2, num_layers=3, dropout=0.0,
+                          attn_dropout=0.0),
+        lambda: MODELS.get("gat")(tiny.num_features, tiny.num_classes, hidden=4, heads=2, num_layers=3,
+                                  dropout=0.0, attn_dropout=0.0))
+    dist.setup(tiny, students, None) if hasattr(dist, "setup") else None
+    opts = dist.make_optimizers(students, TrainConfig(lr=0.0, weight_decay=0.0))
+    batch = dataclasses.replace(make_batch(tiny, dist), task_loss="loge")
+    with torch.no_grad():
+        out = students[0](tiny.graph, tiny.x)
+        want_task = _loge(out.logits, tiny.y, batch.train_idx)
+        heads = [h(z) for h, z in zip(dist.heads[0], out.hidden)]
+        want_deep = sum(_loge(z, tiny.y, batch.train_idx) for z in heads) / (len(out.hidden) + 1)
+    terms = dist.learner_step(0, batch, students, opts[0], [])
+    assert terms["task"] == pytest.approx(want_task, rel=1e-5)
+    assert terms["deep"] == pytest.approx(want_deep, rel=1e-5)
+
+
+def test_split_eval_and_minibatches_use_the_configured_task_loss(tiny, monkeypatch):
+    from gkd_bench.fit import split_eval
+
+    torch.manual_seed(0)
+    model = _student(tiny).eval()
+    with torch.no_grad():
+        logits = model(tiny.graph, tiny.x).logits
+    _, val_loss = split_eval(model, tiny, "val", loss="loge")
+    assert val_loss == pytest.approx(_loge(logits, tiny.y, tiny.splits["val"]), rel=1e-5)
+    # mini-batches (a generator) carry it too
+    dist = DISTILLERS.get("none")()
+    kinds = []
+    real = type(dist).loss
+
+    def spy(self, batch, out, teacher_out=None):
+        kinds.append((batch.task_loss, batch.nodes is not None))
+        return real(self, batch, out, teacher_out)
+
+    monkeypatch.setattr(type(dist), "loss", spy)
+    fit(_student(tiny), dist, tiny, None, TrainConfig(epochs=1, patience=5, batching="minibatch", batch_size=8,
+                                                      task_loss="loge"))
+    assert len(kinds) == -(-len(tiny.splits["train"]) // 8) and set(kinds) == {("loge", True)}
