@@ -31,10 +31,11 @@ class LabelReuse(nn.Module):
     Training (after :meth:`resample_inputs` drew the shown nodes), as the reference: ``mask = rand <
     mask_rate`` over the training nodes; the masked ones (about ``mask_rate`` of them) show their
     labels, the others are the loss nodes (``Batch.train_idx``). Evaluation: every training node is
-    shown. In both, ``iters``
-    times: the label channels of every node not shown are set to ``softmax(logits)`` of the previous
-    pass (no gradient through it), and the model runs again; the last pass is the output (its hidden
-    layers are the model's representation, the reference's ``model.feat``).
+    shown. In both, ``iters`` times: the label channels of every node not shown are set to
+    ``softmax(logits)`` of the previous pass (no gradient through it; the pass runs in the model's
+    current mode, so training passes draw dropout and update batch-norm statistics), and the model
+    runs again; the last pass is the output (its hidden layers are the model's representation, the
+    reference's ``model.feat``).
 
     Shapes: ``x`` ``[N, F]`` -> ``ModelOutput`` of the wrapped model on ``[N, F + C]``.
 
