@@ -23,7 +23,7 @@ from gkd_bench.data import GraphData, MissingDataError, ModelOutput
 from gkd_bench.analysis import analysis_columns
 from gkd_bench.datasets._io import cache_root, data_root
 from gkd_bench.datasets.settings import apply_setting
-from gkd_bench.env import environment
+from gkd_bench.env import environment, git_sha
 from gkd_bench.fit import FitResult, TrainConfig, eval_batch_size, fit, predict, predict_graphs, split_score
 from gkd_bench.metrics import score
 from gkd_bench.methods._common import count_parameters
@@ -204,7 +204,9 @@ class Runner:
         view (PPI) on each training graph alone, concatenated in ``view.graphs["train"]``
         order (:func:`gkd_bench.fit.predict_graphs`; ``N`` = their node total), which
         :func:`gkd_bench.fit.make_batches` slices per batch. The teacher's parameters
-        are frozen (``requires_grad=False``).
+        are frozen (``requires_grad=False``). The metrics carry ``git_sha``, the commit whose
+        code trained the teacher (records store it as ``teacher_git_sha``; cache entries
+        written before it was kept have none).
         """
         tspec = spec.teacher_run()
         path = self.teacher_cache_path(tspec, data)
@@ -219,6 +221,7 @@ class Runner:
                 model = None
         if model is None:
             model, metrics, _ = self._train(tspec, data, view, None)
+            metrics = {**metrics, "git_sha": git_sha()}  # as _save_teacher stores it
         for p in model.parameters():
             p.requires_grad_(False)
         # the teacher's outputs are computed the way it was evaluated; cache entries older than
@@ -234,7 +237,9 @@ class Runner:
         same teacher) never leave a partial file; the last rename wins, with equal content."""
         path = self.teacher_cache_path(tspec, data)
         path.parent.mkdir(parents=True, exist_ok=True)
-        entry = {"state_dict": model.state_dict(), "metrics": metrics, "spec": tspec.to_dict()}
+        # the code that trained it: a run that reads the entry later records it as teacher_git_sha
+        entry = {"state_dict": model.state_dict(), "metrics": {**metrics, "git_sha": git_sha()},
+                 "spec": tspec.to_dict()}
         atomic_replace(path, lambda tmp: torch.save(entry, tmp))
 
     # ---------------------------------------------------------------- train
@@ -270,8 +275,8 @@ class Runner:
         teacher, teacher_out = None, None
         if spec.teacher is not None:
             teacher, teacher_out, tmetrics = self.get_teacher(spec, data, view)
-            for k in ("val", "test", "test_tran", "test_ind", "batching"):
-                if k in tmetrics:
+            for k in ("val", "test", "test_tran", "test_ind", "batching", "git_sha"):
+                if k in tmetrics:  # git_sha: the commit that trained the teacher (absent: an older cache entry)
                     rec[f"teacher_{k}"] = tmetrics[k]
             rec["teacher_params"] = count_parameters_all(teacher)
         student, metrics, result = self._train(spec, data, view, teacher_out)

@@ -259,3 +259,32 @@ def test_status_counts_runs_and_estimates_hours_left(tmp_path):
     assert r.exit_code == 0 and "| cora" in r.output and "stage2_undecided" in r.output, r.output
     r = CliRunner().invoke(main, ["status", "--suite", "no-such-suite", "--results-dir", str(results)])
     assert r.exit_code != 0 and "no-such-suite" in r.output
+
+
+@needs_cora
+def test_records_name_the_commit_that_trained_their_teacher(tmp_path):
+    """teacher_git_sha: the commit of the process that trained the teacher, whether this run trained it or
+    read it from the cache; absent for a cache entry written before teachers carried it."""
+    import torch
+
+    from gkd_bench.env import git_sha
+
+    base = ["run", "--dataset", "cora", "--teacher", "gcn", "--student", "mlp", "--distiller", "kd", "--seeds", "0",
+            "--data-dir", os.environ["GKD_BENCH_DATA"], "--cache-dir", str(tmp_path / "cache"), "--no-report",
+            "--no-timing", "--set", "train.epochs=3", "--set", "robustness=false"]
+
+    def run(results, *extra):
+        r = CliRunner().invoke(main, base + ["--results-dir", str(tmp_path / results), *extra])
+        assert r.exit_code == 0, r.output
+        (rec,) = [json.loads(p.read_text()) for p in (tmp_path / results / "runs" / "default").glob("*.json")]
+        return rec
+
+    trained = run("a")                                        # trains and caches the teacher
+    cached = run("b", "--set", "distillers.kd.T=2.0")         # another config: reads the cache
+    assert trained["teacher_git_sha"] == cached["teacher_git_sha"] == git_sha()
+    (entry,) = (tmp_path / "cache" / "teachers" / "cora").glob("*.pt")
+    blob = torch.load(entry, weights_only=False)
+    del blob["metrics"]["git_sha"]
+    torch.save(blob, entry)
+    old = run("c", "--set", "distillers.kd.T=3.0")
+    assert "teacher_git_sha" not in old and old["teacher_test"] == trained["teacher_test"]
