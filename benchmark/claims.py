@@ -91,9 +91,10 @@ def alignahead_claims(lb: pd.DataFrame) -> str:
     Claim 1 holds for a (variant, K) when the mean over seeds of every
     student index (``test_s<k>_mean``) is above the mean of the student
     alone on the same seeds (``none_paired_mean``; the alone row's mean when
-    absent, and the same once every seed has run); claim 2 holds for a variant when its gain over the student alone
-    grows strictly from each K to the next (K = 1 is the student alone, gain
-    0). Differences within one std of the paired differences are called so.
+    absent, and the same once every seed has run); claim 2 holds for a
+    variant when its gain over the student alone grows strictly from each K
+    to the next (K = 1 is the student alone, gain 0). Differences within one
+    std of the paired differences are called so.
     """
     lb = _clean_rows(lb)
     if lb.empty or "distiller_name" not in lb or not lb["distiller_name"].isin(ONLINE).any():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -448,10 +449,9 @@ def fit(model: torch.nn.Module, distiller: Distiller, view: GraphData,
         if hasattr(model, "resample_inputs"):  # label inputs: this epoch's shown labels and loss nodes
             batches = [model.resample_inputs(b) for b in batches]
         if cfg.task_loss != "ce":  # a list stays a list (online distillers pass over it once per
-            # student); mini-batches stay a generator (made one at a time)
-            batches = ([dataclasses.replace(b, task_loss=cfg.task_loss) for b in batches]
-                       if isinstance(batches, list) else
-                       (dataclasses.replace(b, task_loss=cfg.task_loss) for b in batches))
+            # student); mini-batches stay lazy (made one at a time)
+            batches = map(functools.partial(dataclasses.replace, task_loss=cfg.task_loss), batches)
+            batches = batches if batching == "minibatch" else list(batches)
         terms = distiller.train_epoch(batches, model, opt, teacher_out)
         if not math.isfinite(terms["loss"]):
             raise FloatingPointError(f"loss became {terms['loss']} at epoch {epoch}")

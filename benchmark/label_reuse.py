@@ -119,14 +119,10 @@ class LabelReuse(nn.Module):
     def forward(self, graph, x: torch.Tensor) -> ModelOutput:
         self._check_bound()
         n = x.shape[0]
-        if self.training:
-            if self._shown is None:
-                raise RuntimeError("label inputs: call resample_inputs(batch) before a training forward pass")
-            shown = torch.zeros(self.onehot.shape[0], dtype=torch.bool, device=x.device)
-            shown[self._shown] = True
-        else:
-            shown = torch.zeros(self.onehot.shape[0], dtype=torch.bool, device=x.device)
-            shown[self.train_nodes] = True
+        if self.training and self._shown is None:
+            raise RuntimeError("label inputs: call resample_inputs(batch) before a training forward pass")
+        shown = torch.zeros(self.onehot.shape[0], dtype=torch.bool, device=x.device)
+        shown[self._shown if self.training else self.train_nodes] = True
         rows = self._rows(graph, n)
         if rows is not None:
             shown = shown[rows]

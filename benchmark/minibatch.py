@@ -71,6 +71,15 @@ def node_batchable(model) -> bool:
     return bool(getattr(model, "graph_free", False)) or hasattr(model, "forward_nodes")
 
 
+def node_outputs(model, graph, x: torch.Tensor, nodes: torch.Tensor):
+    """A node-wise model's outputs on ``nodes`` (int64 ``[B]``) alone (:func:`node_batchable`):
+    ``model(None, x[nodes])`` when graph-free, else ``model.forward_nodes(graph, x, nodes)``.
+    Returns ``ModelOutput`` with logits ``[B, C]`` and hidden ``[B, d_l]``."""
+    if getattr(model, "graph_free", False):
+        return model(None, x[nodes])
+    return model.forward_nodes(graph, x, nodes)
+
+
 def model_supports_minibatch(model) -> bool:
     return supports_blocks(model) or node_batchable(model)
 
@@ -228,10 +237,7 @@ def predict_batched(model, graph, x: torch.Tensor, batch_size: int, keep_hidden:
         logits, hidden = None, ()
         for i in range(0, n, batch_size):
             nodes = torch.arange(i, min(i + batch_size, n))
-            if getattr(model, "graph_free", False):
-                part = model(None, x[nodes])
-            else:
-                part = model.forward_nodes(graph, x, nodes)
+            part = node_outputs(model, graph, x, nodes)
             if logits is None:
                 logits = part.logits.new_empty((n,) + tuple(part.logits.shape[1:]))
                 if keep_hidden:

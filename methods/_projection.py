@@ -42,6 +42,7 @@ from torch import nn
 from gkd_bench.data import ModelOutput
 from gkd_bench.methods._distiller import Batch, Distiller, task_loss
 from gkd_bench.methods.kd import check_kd_hparams, kd_loss
+from gkd_bench.minibatch import node_batchable, node_outputs
 
 
 class ProjectionHead(nn.Sequential):
@@ -147,11 +148,8 @@ class RepresentationDistiller(Distiller):
         was = student.training
         student.eval()
         with torch.no_grad():
-            probe = torch.arange(min(2, data.x.shape[0]))
-            if getattr(student, "graph_free", False):
-                s_out = student(None, data.x[probe])
-            elif hasattr(student, "forward_nodes"):
-                s_out = student.forward_nodes(data.graph, data.x, probe)
+            if node_batchable(student):
+                s_out = node_outputs(student, data.graph, data.x, torch.arange(min(2, data.x.shape[0])))
             else:
                 s_out = student(data.graph, data.x)
         student.train(was)
