@@ -222,12 +222,11 @@ def test_attention_variants_match_a_dense_computation(attn_dst, symmetric_norm):
     with torch.no_grad():
         got = model._layer(0, gl, x)
         want = _dense_attention(model, layer, gl, x)
-    assert model.custom_attention
     assert torch.allclose(got, want, atol=1e-5)
     # the variant changes the output: the plain GATConv of the same weights differs
     if not attn_dst:
         layer.attn_r = torch.nn.Parameter(torch.randn(1, 2, 4))
-    model.symmetric_norm, model.custom_attention = False, False
+    model.symmetric_norm = False
     with torch.no_grad():
         plain = model._layer(0, gl, x)
     assert not torch.allclose(plain, got, atol=1e-3)
@@ -256,27 +255,54 @@ def test_edge_drop_leaves_a_random_share_out_of_the_softmax_in_training_only():
     assert not torch.allclose(got, full, atol=1e-3)
 
 
-def test_attend_without_variants_equals_gatconv_and_sparse_path_is_unchanged():
-    """_attend reproduces GATConv.forward (DGL residual and bias included); the sparse first layer
-    (which runs _attend) still equals the dense GATConv path."""
+def _gatconv_forward(model, gl, x):
+    """The model's forward written with DGL's own ``GATConv.forward`` per layer (no skips, norms or
+    variants): what GAT ran before every layer went through ``_attend``."""
+    h, last = x, len(model.layers) - 1
+    for i, layer in enumerate(model.layers):
+        h = layer(gl, h if i == 0 else model.dropout(h))
+        h = h.flatten(1) if i < last else h.mean(1)
+        if i < last:
+            h = model.act(h)
+    return h
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_attend_without_variants_equals_gatconv_bit_for_bit_and_sparse_path_is_unchanged(residual):
+    """_attend reproduces GATConv.forward (DGL residual and bias included) exactly, with the fast
+    weighted sum and with DGL's update_all, in eval and in a training step (attention dropout drawn
+    from the same RNG state, gradients equal); the sparse first layer stays within float rounding."""
     g, _ = _graph(n=30)
     gen = torch.Generator().manual_seed(1)
     x = (torch.rand(30, 200, generator=gen) < 0.02).float()
     from gkd_bench.methods._common import with_self_loops
 
     torch.manual_seed(0)
-    model = MODELS.get("gat")(200, 3, hidden=4, heads=2, residual=True).eval()
+    model = MODELS.get("gat")(200, 3, hidden=4, heads=2, num_layers=3, residual=residual,
+                              dropout=0.3, input_dropout=0.0, attn_dropout=0.5)
     for layer in model.layers:
         torch.nn.init.normal_(layer.bias if layer.bias is not None else layer.res_fc.bias)
     gl = with_self_loops(g)
+    model.eval()
     with torch.no_grad():
-        a = model(g, x).logits
+        sparse = model(g, x).logits
         model.sparse_first_layer = False
-        b = model(g, x).logits
-        model.custom_attention = True
-        c = model(g, x).logits
-        assert torch.allclose(model.layers[0](gl, x), model._layer(0, gl, x), atol=1e-6)
-    assert torch.allclose(a, b, atol=1e-6) and torch.allclose(b, c, atol=1e-6)
+        want = _gatconv_forward(model, gl, x)
+        assert torch.equal(model(g, x).logits, want)
+        model.fast_aggregation = False
+        assert torch.equal(model(g, x).logits, want)
+    assert torch.allclose(sparse, want, atol=1e-6)
+    model.train()
+    grads = []
+    for run in ("gatconv", "fast", "dgl"):
+        model.zero_grad()
+        model.fast_aggregation = run == "fast"
+        torch.manual_seed(3)
+        out = _gatconv_forward(model, gl, x) if run == "gatconv" else model(g, x).logits
+        out.square().sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for other in grads[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(grads[0], other))
 
 
 def test_bad_edge_drop_is_an_error():
@@ -320,3 +346,52 @@ def test_skip_init_xavier_draws_the_skips_as_the_reference_res_fc():
     assert float(w.abs().max()) > 1 / math.sqrt(600)
     with pytest.raises(ValueError, match="skip_init must be 'torch' or 'xavier', got 'he'"):
         MODELS.get("gat")(5, 3, residual="linear", skip_init="he")
+
+
+def test_weighted_sum_equals_dgl_update_all_bit_for_bit_values_and_gradients():
+    """weighted_sum's CPU path vs DGL's update_all(u_mul_e, sum): equal outputs, feature and edge-weight
+    gradients (torch.equal) on a graph whose rows list edges out of id order (self-loops appended last,
+    node 11 without in-edges); both equal a per-node loop (out[i, h] = sum_e a[e, h] * feat[src_e, h])."""
+    import dgl
+    import dgl.function as fn
+
+    from gkd_bench.methods._common import weighted_sum
+
+    g, _ = _graph(n=12)
+    g = dgl.add_self_loop(g)
+    g = dgl.remove_edges(g, g.in_edges(11, form="eid"))
+    assert g.in_degrees(11) == 0
+    gen = torch.Generator().manual_seed(2)
+    feat = torch.randn(12, 3, 5, generator=gen, requires_grad=True)
+    a = torch.rand(g.num_edges(), 3, 1, generator=gen, requires_grad=True)
+    grad_out = torch.randn(12, 3, 5, generator=gen)
+    results = []
+    for fast in (True, False):
+        feat.grad = a.grad = None
+        out = weighted_sum(g, feat, a, fast=fast)
+        out.backward(grad_out)
+        results.append((out.detach(), feat.grad.clone(), a.grad.clone()))
+    feat.grad = a.grad = None
+    with g.local_scope():
+        g.srcdata["ft"], g.edata["a"] = feat, a
+        g.update_all(fn.u_mul_e("ft", "a", "m"), fn.sum("m", "ft"))
+        g.dstdata["ft"].backward(grad_out)
+        results.append((g.dstdata["ft"].detach(), feat.grad.clone(), a.grad.clone()))
+    for other in results[1:]:
+        assert all(torch.equal(u, v) for u, v in zip(results[0], other))
+    src, dst = g.edges()
+    want = torch.zeros(12, 3, 5)
+    for e in range(g.num_edges()):
+        want[dst[e]] += a[e].detach() * feat[src[e]].detach()
+    assert torch.allclose(results[0][0], want, atol=1e-6)
+    assert torch.equal(results[0][0][11], torch.zeros(3, 5))
+
+
+def test_weighted_sum_rejects_bad_shapes():
+    from gkd_bench.methods._common import weighted_sum
+
+    g, _ = _graph(n=12)
+    with pytest.raises(ValueError, match=r"feat must be \[12, H, D\], got \(12, 15\)"):
+        weighted_sum(g, torch.zeros(12, 15), torch.zeros(g.num_edges(), 3, 1))
+    with pytest.raises(ValueError, match=r"a must be \[40, 3, 1\], got \(40, 3\)"):
+        weighted_sum(g, torch.zeros(12, 3, 5), torch.zeros(40, 3))
