@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import torch
-import torch.nn.functional as F
 from tabulate import tabulate
+from _epochs import epoch_ms, eval_ms  # benchmarks/_epochs.py
 
 import gkd_bench  # noqa: F401
 from gkd_bench.registry import DATASETS, MODELS, load_all
@@ -32,24 +31,6 @@ CONFIGS = {
                        residual=True, act="elu"),
     "default": dict(hidden=8, heads=8, num_layers=2, dropout=0.6, attn_dropout=0.6, input_norm="l1"),
 }
-
-
-def train_ms(model, g, x, y, train, opt) -> float:
-    t = time.perf_counter()
-    model.train()
-    loss = F.cross_entropy(model(g, x).logits[train], y[train])
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return (time.perf_counter() - t) * 1000
-
-
-def eval_ms(model, g, x, *_) -> float:
-    t = time.perf_counter()
-    model.eval()
-    with torch.no_grad():
-        model(g, x)
-    return (time.perf_counter() - t) * 1000
 
 
 def main() -> None:
@@ -69,7 +50,7 @@ def main() -> None:
             model = MODELS.get("gat")(x.shape[1], data.num_classes, **CONFIGS[config])
             opt = torch.optim.Adam(model.parameters(), lr=0.005)
             equal = True
-            for case, fn in (("train epoch", train_ms), ("eval forward", eval_ms)):
+            for case, fn in (("train epoch", epoch_ms), ("eval forward", eval_ms)):
                 times = {"dgl": [], "fast": []}
                 for r in range(args.repeats + 1):  # the first round warms up (CSR structures, allocator)
                     logits = {}

@@ -16,8 +16,8 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 from tabulate import tabulate
+from _epochs import epoch_ms  # benchmarks/_epochs.py
 
 import gkd_bench  # noqa: F401
 from gkd_bench.methods._common import InputDropout
@@ -33,16 +33,6 @@ class DenseDropout(torch.nn.Dropout):
 
     def forward(self, x, support=None):
         return super().forward(x)
-
-
-def epoch_ms(model, g, x, y, train, opt) -> float:
-    t = time.perf_counter()
-    model.train()
-    loss = F.cross_entropy(model(g, x).logits[train], y[train])
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return (time.perf_counter() - t) * 1000
 
 
 def call_ms(module, x) -> float:

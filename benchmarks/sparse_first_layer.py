@@ -18,11 +18,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import torch
-import torch.nn.functional as F
 from tabulate import tabulate
+from _epochs import epoch_ms, eval_ms  # benchmarks/_epochs.py
 
 import gkd_bench  # noqa: F401
 from gkd_bench.methods._common import SPARSE_MATMUL_MAX_DENSITY
@@ -35,24 +34,6 @@ from gkd_bench.registry import DATASETS, load_all
 
 DEFAULT = ["cora:planetoid", "citeseer:planetoid", "coauthor-cs:cpf", "amazon-computers:cpf"]
 ARCHS = ("GCN", "GAT", "SAGE", "SAGE-gcn", "MLP", "SA-MLP", "SA-MLP-LSEA")
-
-
-def epoch_ms(model, g, x, y, train, opt) -> float:
-    t = time.perf_counter()
-    model.train()
-    loss = F.cross_entropy(model(g, x).logits[train], y[train])
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return (time.perf_counter() - t) * 1000
-
-
-def eval_ms(model, g, x, *_) -> float:
-    t = time.perf_counter()
-    model.eval()
-    with torch.no_grad():
-        model(g, x)
-    return (time.perf_counter() - t) * 1000
 
 
 def main() -> None:
