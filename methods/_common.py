@@ -85,9 +85,11 @@ def weighted_sum(graph, feat: torch.Tensor, a: torch.Tensor, fast: bool = True) 
     On CPU, for a homogeneous graph (not a block), it runs one torch CSR sparse-dense product per head
     over DGL's own in-edge CSR (the edges of each row in DGL's order), and backward as DGL's ``GSpMM``
     does (the out-edge CSR for ``feat``, DGL's ``u_dot_v`` for ``a``). Values and gradients equal
-    DGL's bit for bit on this CPU (``tests/test_gat_options.py``); DGL's broadcasting ``u_mul_e`` kernel
-    is ~2x slower on one thread (``benchmarks/gat_aggregation.py``). Any other case, or ``fast=False``,
-    calls DGL.
+    DGL's bit for bit with the pinned torch 2.13.0 CPU wheel and DGL 1.1.3 or 2.1.0 (1, 2 or 16 torch threads)
+    (``tests/test_gat_options.py``); with torch 2.11.0+cu130 and DGL 2.1.0 on a 16-core Xeon those
+    exact-equality tests failed (the size of the difference was not measured), so other builds may
+    differ from DGL's kernel by float rounding. DGL's broadcasting ``u_mul_e`` kernel is ~2x slower on
+    one thread (``benchmarks/gat_aggregation.py``). Any other case, or ``fast=False``, calls DGL.
 
     Args:
         graph: DGL graph, N source and M destination nodes, E edges.
