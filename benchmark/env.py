@@ -59,6 +59,28 @@ def git_sha() -> str:
     return sha
 
 
+def weights_sha(model) -> str:
+    """Fingerprint of a model's weights: sha1 (first 16 hex digits) over every ``state_dict`` entry's
+    name, dtype, shape and bytes, in ``state_dict`` order; ``""`` for ``None``.
+
+    Records store it as ``weights_sha`` (the trained model; an online run's whole ensemble) and
+    ``teacher_weights_sha`` (the teacher the run distilled from), so records that share a teacher
+    instance can be told apart from records whose teacher was retrained elsewhere: the same code and
+    seed on another machine or torch build can train different weights (``teacher_git_sha`` is then
+    the same). Equal fingerprints mean bit-identical weights, up to sha1 collisions.
+    """
+    if model is None:
+        return ""
+    import torch
+
+    h = hashlib.sha1()
+    for name, t in model.state_dict().items():
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def environment(device: str = "cpu") -> dict:
     """Flat dict of provenance fields stored in every record."""
     import dgl

@@ -23,7 +23,7 @@ from gkd_bench.data import GraphData, MissingDataError, ModelOutput
 from gkd_bench.analysis import analysis_columns
 from gkd_bench.datasets._io import cache_root, data_root
 from gkd_bench.datasets.settings import apply_setting
-from gkd_bench.env import environment, git_sha
+from gkd_bench.env import environment, git_sha, weights_sha
 from gkd_bench.fit import FitResult, TrainConfig, eval_batch_size, fit, predict, predict_graphs, split_score
 from gkd_bench.metrics import score
 from gkd_bench.methods._common import count_parameters
@@ -279,8 +279,10 @@ class Runner:
                 if k in tmetrics:  # git_sha: the commit that trained the teacher (absent: an older cache entry)
                     rec[f"teacher_{k}"] = tmetrics[k]
             rec["teacher_params"] = count_parameters_all(teacher)
+            rec["teacher_weights_sha"] = weights_sha(teacher)
         student, metrics, result = self._train(spec, data, view, teacher_out)
         rec.update({k: v for k, v in metrics.items() if k != "timed_out"})
+        rec["weights_sha"] = weights_sha(student)  # online: the whole ensemble
         if isinstance(student, StudentEnsemble):  # online: params and latency of one student
             student = student[0]
         rec["student_params"] = count_parameters(student)

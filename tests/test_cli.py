@@ -282,6 +282,14 @@ def test_records_name_the_commit_that_trained_their_teacher(tmp_path):
     trained = run("a")                                        # trains and caches the teacher
     cached = run("b", "--set", "distillers.kd.T=2.0")         # another config: reads the cache
     assert trained["teacher_git_sha"] == cached["teacher_git_sha"] == git_sha()
+    # the same teacher instance: equal weights fingerprints, and the teacher's own run (which trained
+    # the cache entry's weights) records that fingerprint as its weights_sha
+    assert trained["teacher_weights_sha"] == cached["teacher_weights_sha"] != cached["weights_sha"]
+    r = CliRunner().invoke(main, base[:3] + ["--student", "gcn", "--distiller", "none"] + base[9:]
+                           + ["--results-dir", str(tmp_path / "t")])
+    assert r.exit_code == 0, r.output
+    (own,) = [json.loads(p.read_text()) for p in (tmp_path / "t" / "runs" / "default").glob("*.json")]
+    assert own["weights_sha"] == trained["teacher_weights_sha"] and "teacher_weights_sha" not in own
     (entry,) = (tmp_path / "cache" / "teachers" / "cora").glob("*.pt")
     blob = torch.load(entry, weights_only=False)
     del blob["metrics"]["git_sha"]

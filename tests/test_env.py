@@ -51,3 +51,31 @@ def test_checkout_commit_ignores_results_but_not_code(tmp_path):
     assert env.checkout_commit(sub) == head
     (tmp_path / "benchmark" / "fit.py").write_text("x = 2\n")
     assert env.checkout_commit(sub) == head + "+dirty"
+
+
+def test_weights_sha_tells_bit_identical_weights_from_any_other():
+    """Equal for a copy, different after a one-ulp change, a renamed entry or another dtype; covers
+    0-d buffers (BatchNorm's counter) and ``None``."""
+    import copy
+
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    sha = env.weights_sha(model)
+    assert re.fullmatch(r"[0-9a-f]{16}", sha)
+    assert env.weights_sha(copy.deepcopy(model)) == sha
+    nudged = copy.deepcopy(model)
+    with torch.no_grad():
+        w = nudged[0].weight
+        w[1, 2] = torch.nextafter(w[1, 2], torch.tensor(float("inf")))
+    assert env.weights_sha(nudged) != sha
+    counted = copy.deepcopy(model)
+    counted[1].num_batches_tracked += 1
+    assert env.weights_sha(counted) != sha
+    assert env.weights_sha(copy.deepcopy(model).double()) != sha
+    renamed = torch.nn.Sequential()
+    renamed.add_module("lin", copy.deepcopy(model[0]))
+    renamed.add_module("1", copy.deepcopy(model[1]))
+    assert env.weights_sha(renamed) != sha
+    assert env.weights_sha(None) == ""
