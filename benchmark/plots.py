@@ -174,12 +174,25 @@ def plot_accuracy_vs_noise(g: pd.DataFrame, title: str, path: Path) -> Optional[
 
 
 def write_plots(lb: pd.DataFrame, out_dir) -> List[Path]:
-    """Write every plot for the leaderboard ``lb`` (:func:`gkd_bench.report.leaderboard`) into ``out_dir``.
+    """Write every plot for the leaderboard ``lb`` (:func:`gkd_bench.report.leaderboard`) into ``out_dir``,
+    and delete the plots of an earlier report there that this one does not write (``accuracy_vs_latency_*``
+    / ``accuracy_vs_noise_*`` PNGs: e.g. the unsuffixed latency plots once records come from a second
+    machine and every latency plot is per hardware id), so the folder holds only plots of the current
+    records.
 
     Returns:
         the written PNG paths (none when ``lb`` lacks the needed columns).
     """
     out_dir = Path(out_dir)
+    paths = _write_plots(lb, out_dir)
+    keep = {p.name for p in paths}
+    for old in list(out_dir.glob("accuracy_vs_latency_*.png")) + list(out_dir.glob("accuracy_vs_noise_*.png")):
+        if old.name not in keep:
+            old.unlink()
+    return paths
+
+
+def _write_plots(lb: pd.DataFrame, out_dir: Path) -> List[Path]:
     paths: List[Path] = []
     if lb.empty or "test_mean" not in lb:
         return paths

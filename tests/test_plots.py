@@ -66,6 +66,23 @@ def test_one_latency_plot_per_hardware(tmp_path):
                    "accuracy_vs_latency_cora_planetoid_transductive_hwB.png"]
 
 
+def test_plots_of_an_earlier_report_that_this_one_does_not_write_are_removed(tmp_path):
+    """One machine, then a second: the unsuffixed latency plot gives way to one per hardware id; a
+    dataset gone from the records loses its plots; other files stay."""
+    write_plots(fake_leaderboard(), tmp_path)
+    gone = fake_leaderboard().assign(dataset="citeseer")
+    write_plots(gone, tmp_path)
+    (tmp_path / "LEADERBOARD.md").write_text("x")
+    (tmp_path / "notes.png").write_bytes(b"x")
+    assert len(list(tmp_path.glob("accuracy_vs_*_citeseer_*.png"))) == 2
+    paths = write_plots(fake_leaderboard(hw=("hwA", "hwB")), tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted([p.name for p in paths] + ["notes.png"])
+    assert sorted(p.name for p in paths) == ["accuracy_vs_latency_cora_planetoid_transductive_hwA.png",
+                                             "accuracy_vs_latency_cora_planetoid_transductive_hwB.png",
+                                             "accuracy_vs_noise_cora_planetoid_transductive.png"]
+    assert (tmp_path / "LEADERBOARD.md").exists()
+
+
 def test_no_columns_no_plots(tmp_path):
     lb = fake_leaderboard().drop(columns=[c for c in fake_leaderboard().columns
                                           if c.startswith(("latency", "robust"))])
