@@ -407,6 +407,44 @@ def problems_table(runs: pd.DataFrame) -> str:
     return "## Not run / failed\n\n" + pd.DataFrame(rows).to_markdown(index=False) + "\n"
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def teacher_instances(runs: pd.DataFrame) -> str:
+    """Markdown section listing, per (dataset, setting, teacher, seed, perturbation), the student runs that
+    did not all distil from one teacher instance: ``teacher_weights_sha`` takes more than one value, or
+    differs from the ``weights_sha`` of the teacher's own ``none`` run (e.g. a teacher retrained on
+    another machine or torch build after its published run); ``""`` when every fingerprint agrees.
+    Records without the fingerprints (made before they existed) are left out.
+    """
+    need = {"teacher_weights_sha", "weights_sha", "status", "teacher", "student", "distiller_name", "seed"}
+    if runs.empty or not need <= set(runs.columns):
+        return ""
+    ok = runs[runs["status"] == "ok"].copy()
+    for c in ("perturbation_kind", "perturbation_level", "setting"):
+        ok[c] = ok[c].astype(object).where(ok[c].notna(), "-") if c in ok else "-"
+    key = ["dataset", "setting", "seed", "perturbation_kind", "perturbation_level"]
+    own = ok[ok["teacher"].isna() & (ok["distiller_name"] == "none") & ok["weights_sha"].notna()]
+    own_sha = {tuple(r[k] for k in key) + (r["student"],): r["weights_sha"] for _, r in own.iterrows()}
+    students = ok[ok["teacher"].notna() & ok["teacher_weights_sha"].notna()]
+    rows = []
+    for k, g in students.groupby(key + ["teacher"], sort=True):
+        used = sorted(g["teacher_weights_sha"].unique())
+        mine = own_sha.get(tuple(k))
+        if len(used) > 1 or (mine is not None and used != [mine]):
+            rows.append({"dataset": k[0], "setting": k[1], "teacher": k[5], "seed": k[2],
+                         "perturbation": "-" if k[3] == "-" else f"{k[3]} {k[4]}",
+                         "teacher run's weights_sha": mine or "-", "students' teacher_weights_sha":
+                         ", ".join(f"{u} ({_runs((g['teacher_weights_sha'] == u).sum())})" for u in used)})
+    if not rows:
+        return ""
+    return ("## Teacher instances\n\nStudent runs of one teacher and seed that distilled from different teacher "
+            "weights, or from weights other than the teacher's own run (`teacher_weights_sha` vs `weights_sha`; "
+            "e.g. a teacher retrained on another machine or torch build):\n\n"
+            + pd.DataFrame(rows).to_markdown(index=False) + "\n")
+
+
 def side_by_side_latency(results_dir, suite: str) -> Optional[pd.DataFrame]:
     """Rows of ``results_dir/<suite>/online_latency.json`` (``benchmarks/sa_mlp_latency.py``: online
     latencies timed side by side in one process) or ``None`` when the file is absent.
@@ -484,6 +522,7 @@ def write_report(results_dir, suite: str, out_dir=None, formats: Sequence[str] =
         if not grid.empty:
             parts.append(_search.markdown_search(grid))
         parts.append(problems_table(runs))
+        parts.append(teacher_instances(runs))
         parts.append("## Column definitions\n")
         parts += [f"- **{k}**: {v}" for k, v in DEFINITIONS.items()]
         if not grid.empty:

@@ -1,4 +1,4 @@
-"""Provenance stamp (gkd_bench.env): the git sha of the checkout, never a cached failure."""
+"""Provenance: the git sha of the checkout (never a cached failure), weights fingerprints, and the report's teacher-instance check."""
 import re
 import subprocess
 
@@ -79,3 +79,32 @@ def test_weights_sha_tells_bit_identical_weights_from_any_other():
     renamed.add_module("1", copy.deepcopy(model[1]))
     assert env.weights_sha(renamed) != sha
     assert env.weights_sha(None) == ""
+
+
+def test_report_lists_student_runs_whose_teacher_weights_differ():
+    """gkd_bench.report.teacher_instances: silent when every fingerprint agrees (or records predate them);
+    a retrained teacher (a second teacher_weights_sha, or one unlike the teacher run's weights_sha) is
+    listed with its run counts."""
+    import pandas as pd
+
+    from gkd_bench.report import teacher_instances
+
+    def rec(student, distiller, seed, sha=None, tsha=None, teacher="gat"):
+        return {"dataset": "cora", "setting": "transductive", "seed": seed, "status": "ok", "student": student,
+                "teacher": None if distiller == "none" else teacher, "distiller_name": distiller,
+                "perturbation_kind": None, "perturbation_level": None, "weights_sha": sha,
+                "teacher_weights_sha": tsha}
+
+    agree = [rec("gat", "none", 0, "t0"), rec("gcn", "kd", 0, "s1", "t0"), rec("gcn", "fitnet", 0, "s2", "t0"),
+             rec("gat", "none", 1, "t1"), rec("gcn", "kd", 1, "s3", "t1"),
+             rec("gcn", "kd", 2, "s4", None)]  # a record from before the fingerprints
+    assert teacher_instances(pd.DataFrame(agree)) == ""
+    assert teacher_instances(pd.DataFrame([{k: v for k, v in r.items() if "sha" not in k} for r in agree])) == ""
+    retrained = agree + [rec("sage", "kd", 0, "s5", "tX"), rec("sage", "at", 0, "s6", "tX"),
+                         rec("gcn", "kd", 3, "s7", "tA"), rec("gcn", "at", 3, "s8", "tB")]
+    md = teacher_instances(pd.DataFrame(retrained))
+    assert md.startswith("## Teacher instances")
+    lines = [ln for ln in md.splitlines() if ln.startswith("| cora")]
+    assert len(lines) == 2, md
+    assert "| t0 " in lines[0] and "t0 (2 runs), tX (2 runs)" in lines[0]
+    assert "| -  " in lines[1] and "tA (1 run), tB (1 run)" in lines[1]
