@@ -89,15 +89,18 @@ def test_report_lists_student_runs_whose_teacher_weights_differ():
 
     from gkd_bench.report import teacher_instances
 
-    def rec(student, distiller, seed, sha=None, tsha=None, teacher="gat"):
+    def rec(student, distiller, seed, sha=None, tsha=None, teacher="gat", kind=None, level=None):
         return {"dataset": "cora", "setting": "transductive", "seed": seed, "status": "ok", "student": student,
                 "teacher": None if distiller == "none" else teacher, "distiller_name": distiller,
-                "perturbation_kind": None, "perturbation_level": None, "weights_sha": sha,
+                "perturbation_kind": kind, "perturbation_level": level, "weights_sha": sha,
                 "teacher_weights_sha": tsha}
 
     agree = [rec("gat", "none", 0, "t0"), rec("gcn", "kd", 0, "s1", "t0"), rec("gcn", "fitnet", 0, "s2", "t0"),
              rec("gat", "none", 1, "t1"), rec("gcn", "kd", 1, "s3", "t1"),
-             rec("gcn", "kd", 2, "s4", None)]  # a record from before the fingerprints
+             rec("gcn", "kd", 2, "s4", None),  # a record from before the fingerprints
+             # a perturbed run's teacher is trained under the same perturbation (RunSpec.teacher_run)
+             rec("gat", "none", 0, "p0", kind="train_noise", level=0.3),
+             rec("gcn", "kd", 0, "s9", "p0", kind="train_noise", level=0.3)]
     assert teacher_instances(pd.DataFrame(agree)) == ""
     assert teacher_instances(pd.DataFrame([{k: v for k, v in r.items() if "sha" not in k} for r in agree])) == ""
     retrained = agree + [rec("sage", "kd", 0, "s5", "tX"), rec("sage", "at", 0, "s6", "tX"),
@@ -108,3 +111,7 @@ def test_report_lists_student_runs_whose_teacher_weights_differ():
     assert len(lines) == 2, md
     assert "| t0 " in lines[0] and "t0 (2 runs), tX (2 runs)" in lines[0]
     assert "| -  " in lines[1] and "tA (1 run), tB (1 run)" in lines[1]
+    perturbed = teacher_instances(pd.DataFrame(retrained + [rec("gcn", "at", 0, "s10", "t0", kind="train_noise",
+                                                                    level=0.3)]))
+    (line,) = [ln for ln in perturbed.splitlines() if "train_noise 0.3" in ln]
+    assert "| p0 " in line and "p0 (1 run), t0 (1 run)" in line
