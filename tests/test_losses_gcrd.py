@@ -205,6 +205,56 @@ def test_lsp_distiller_ignores_self_loops_of_the_stored_graph():
     assert abs(float(with_loops) - float(want)) > 1e-4
 
 
+
+@pytest.mark.parametrize("name", ["lsp", "kd+lsp"])
+def test_lsp_memoised_teacher_structure_trains_bit_identically(name, monkeypatch):
+    """The frozen teacher's local structure is computed once per (graph, KD nodes, teacher tensor) and
+    reused: training with the memo equals recomputing it every step bit for bit (parameters after 5
+    steps, torch.equal); an in-place change of the teacher tensor, or another graph, recomputes it."""
+    import dgl
+
+    import gkd_bench.methods.lsp as lsp_mod
+
+    calls = []
+    real = lsp_mod.local_structure
+    monkeypatch.setattr(lsp_mod, "local_structure", lambda h, *a, **k: calls.append(h.shape[1]) or real(h, *a, **k))
+    data = _tiny()
+    torch.manual_seed(0)
+    teacher = MODELS.get("gat")(in_dim=6, num_classes=3, hidden=4, heads=2)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    t_out = teacher(data.graph, data.x)
+    batch = Batch(data.graph, data.x, data.y, data.splits["train"], torch.arange(data.num_nodes))
+    params, counts = [], []
+    for memo in (True, False):
+        torch.manual_seed(1)
+        student = MODELS.get("gcn")(in_dim=6, num_classes=3, hidden=5)
+        d = DISTILLERS.get(name)()
+        d.setup(data, student, t_out)
+        opt = torch.optim.Adam(student.parameters(), lr=0.01)
+        calls.clear()
+        for _ in range(5):
+            if not memo:
+                d._teacher_key = None
+            d.train_step(batch, student, opt, t_out)
+        params.append([p.detach().clone() for p in student.parameters()])
+        counts.append(calls.count(8))  # teacher rows are 8-d (4 hidden x 2 heads), the student's 5-d
+    assert counts == [1, 5]
+    assert all(torch.equal(a, b) for a, b in zip(*params))
+    calls.clear()
+    t_out.hidden[-1].mul_(2.0)  # an in-place change: recomputed, then reused again
+    d.train_step(batch, student, opt, t_out)
+    d.train_step(batch, student, opt, t_out)
+    other = Batch(dgl.reverse(data.graph), data.x, data.y, data.splits["train"], torch.arange(data.num_nodes))
+    d.train_step(other, student, opt, t_out)
+    assert calls.count(8) == 2
+
+
+def test_lsp_rejects_a_teacher_structure_of_the_wrong_length():
+    src, dst = torch.tensor([0, 1, 1]), torch.tensor([1, 0, 2])
+    with pytest.raises(ValueError, match=r"teacher_structure has shape \(2,\), expected \(3,\)"):
+        lsp_loss(_fixed(3, 2, 0), _fixed(3, 4, 1), src, dst, 3, teacher_structure=torch.zeros(2))
+
 # -------------------------------------------------------------------- gsp
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_gsp_golden_kernel_mse_over_all_pairs(kernel):
