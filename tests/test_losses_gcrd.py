@@ -219,11 +219,7 @@ def test_lsp_memoised_teacher_structure_trains_bit_identically(name, monkeypatch
     real = lsp_mod.local_structure
     monkeypatch.setattr(lsp_mod, "local_structure", lambda h, *a, **k: calls.append(h.shape[1]) or real(h, *a, **k))
     data = _tiny()
-    torch.manual_seed(0)
-    teacher = MODELS.get("gat")(in_dim=6, num_classes=3, hidden=4, heads=2)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    t_out = teacher(data.graph, data.x)
+    teacher, t_out = _frozen_teacher(data)
     batch = Batch(data.graph, data.x, data.y, data.splits["train"], torch.arange(data.num_nodes))
     params, counts = [], []
     for memo in (True, False):
@@ -350,6 +346,15 @@ def _tiny(seed=0, n=24, f=6, c=3):
     return GraphData("tiny", g, x, y, splits, c)
 
 
+def _frozen_teacher(data):
+    """A small GAT teacher (seed 0, 2 heads x 4) with frozen parameters, and its outputs on ``data``."""
+    torch.manual_seed(0)
+    teacher = MODELS.get("gat")(in_dim=6, num_classes=3, hidden=4, heads=2)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher, teacher(data.graph, data.x)
+
+
 def _small_kwargs(name):
     kw = {}
     if "gsp" in name or "gcrd" in name:
@@ -365,11 +370,7 @@ def _small_kwargs(name):
 @pytest.mark.parametrize("student_model", ["gcn", "sage", "sign"])
 def test_distiller_trains_student_and_heads_not_teacher(name, student_model):
     data = _tiny()
-    torch.manual_seed(0)
-    teacher = MODELS.get("gat")(in_dim=6, num_classes=3, hidden=4, heads=2)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    t_out = teacher(data.graph, data.x)
+    teacher, t_out = _frozen_teacher(data)
     hp = {"hidden": 5} if student_model != "sign" else {"hidden": 5, "num_hops": 2}
     student = MODELS.get(student_model)(in_dim=6, num_classes=3, **hp)
     d = DISTILLERS.get(name)(**_small_kwargs(name))
