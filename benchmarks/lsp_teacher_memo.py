@@ -5,7 +5,7 @@ backward, Adam step), as ``fit`` does. Setting: the ``gcrd-available`` suite's p
 (8 heads x 8, random weights: timing does not depend on them) -> GCN student (2 x 16), on a dataset
 of the data root (default squirrel, split 0, every node a KD node). The two variants alternate in one
 process (median of ``--steps``); "recomputed" clears the memo before every step, which is what every
-step did before the memo (commit after 14e0be5). Both students start from the same weights; their
+step did before the memo (commit 129acb3). Both students start from the same weights; their
 parameters after the timed steps are compared with ``torch.equal``.
 
 Usage: GKD_BENCH_DATA=../shared/data OMP_NUM_THREADS=1 \\

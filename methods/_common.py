@@ -89,8 +89,8 @@ def weighted_sum(graph, feat: torch.Tensor, a: torch.Tensor, fast: bool = True) 
     (``tests/test_gat_options.py``); with torch 2.11.0+cu130 and DGL 2.1.0 on a 16-core Xeon those
     exact-equality tests failed by float rounding (their 12-node example, one thread: outputs up to
     4.8e-7 apart, relative 9.5e-6; ``feat``'s gradient 2.4e-7; ``a``'s gradient, DGL's ``u_dot_v`` on
-    both paths, equal), so other builds may differ from DGL's kernel in the last bits. DGL's broadcasting ``u_mul_e`` kernel is ~2x slower on
-    one thread (``benchmarks/gat_aggregation.py``). Any other case, or ``fast=False``, calls DGL.
+    both paths, equal), so other builds may differ from DGL's kernel in the last bits. DGL's
+    broadcasting ``u_mul_e`` kernel is ~2x slower on one thread (``benchmarks/gat_aggregation.py``). Any other case, or ``fast=False``, calls DGL.
 
     Args:
         graph: DGL graph, N source and M destination nodes, E edges.

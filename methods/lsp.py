@@ -31,7 +31,7 @@ def segment_log_softmax(scores: torch.Tensor, index: torch.Tensor, num_segments:
 def local_structure(h: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, num_nodes: int,
                     kernel: str = "cosine") -> torch.Tensor:
     """``log S_i(j)`` for every edge ``j -> i``: the log-softmax of ``k(h_j, h_i)`` over i's incoming
-    edges (Yang et al., CVPR 2020, eq. 2; METHODS.md "lsp").
+    edges (Yang et al., CVPR 2020; METHODS.md "lsp"); the softmax of :func:`lsp_loss`.
 
     Args:
         h: representations ``[n, d]``.

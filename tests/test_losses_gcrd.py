@@ -205,7 +205,6 @@ def test_lsp_distiller_ignores_self_loops_of_the_stored_graph():
     assert abs(float(with_loops) - float(want)) > 1e-4
 
 
-
 @pytest.mark.parametrize("name", ["lsp", "kd+lsp"])
 def test_lsp_memoised_teacher_structure_trains_bit_identically(name, monkeypatch):
     """The frozen teacher's local structure is computed once per (graph, KD nodes, teacher tensor) and
@@ -219,7 +218,7 @@ def test_lsp_memoised_teacher_structure_trains_bit_identically(name, monkeypatch
     real = lsp_mod.local_structure
     monkeypatch.setattr(lsp_mod, "local_structure", lambda h, *a, **k: calls.append(h.shape[1]) or real(h, *a, **k))
     data = _tiny()
-    teacher, t_out = _frozen_teacher(data)
+    _, t_out = _frozen_teacher(data)
     batch = Batch(data.graph, data.x, data.y, data.splits["train"], torch.arange(data.num_nodes))
     params, counts = [], []
     for memo in (True, False):
@@ -250,6 +249,7 @@ def test_lsp_rejects_a_teacher_structure_of_the_wrong_length():
     src, dst = torch.tensor([0, 1, 1]), torch.tensor([1, 0, 2])
     with pytest.raises(ValueError, match=r"teacher_structure has shape \(2,\), expected \(3,\)"):
         lsp_loss(_fixed(3, 2, 0), _fixed(3, 4, 1), src, dst, 3, teacher_structure=torch.zeros(2))
+
 
 # -------------------------------------------------------------------- gsp
 @pytest.mark.parametrize("kernel", KERNELS)
