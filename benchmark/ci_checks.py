@@ -52,9 +52,11 @@ class Check:
 
     @property
     def kind(self) -> str:
+        """``"gain"`` for a check against a baseline method, ``"range"`` for a bound on a value."""
         return "gain" if self.baseline else "range"
 
     def bound(self) -> str:
+        """The check's bound in words, e.g. ``gain >= 0.5`` or ``in [80, 84]``."""
         if self.baseline:
             return f"gain >= {self.low:g}"
         if math.isinf(self.high):
@@ -66,6 +68,8 @@ class Check:
 
 @dataclass
 class CheckResult:
+    """One check's outcome: the measured value (mean over ``n`` of ``expected_n`` seeds), pass or fail."""
+
     check: Check
     value: float
     n: int

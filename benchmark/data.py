@@ -72,13 +72,16 @@ class GraphData:
 
     @property
     def num_nodes(self) -> int:
+        """``N``: rows of ``x``."""
         return int(self.x.shape[0])
 
     @property
     def num_features(self) -> int:
+        """``F``: columns of ``x``."""
         return int(self.x.shape[1])
 
     def replace(self, **kw) -> "GraphData":
+        """A shallow copy with the given fields replaced (``dataclasses.replace``)."""
         return dataclasses.replace(self, **kw)
 
     def training_view(self) -> "GraphData":
@@ -123,4 +126,5 @@ class ModelOutput:
     hidden: tuple = ()
 
     def detach(self) -> "ModelOutput":
+        """The same logits and hidden layers cut from the autograd graph (no copy)."""
         return ModelOutput(self.logits.detach(), tuple(h.detach() for h in self.hidden))

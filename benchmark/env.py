@@ -12,6 +12,8 @@ from typing import Optional
 
 @functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo``, else ``platform.processor()`` or ``platform.machine()``
+    (recorded per run)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

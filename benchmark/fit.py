@@ -189,6 +189,10 @@ class TrainConfig:
 
 @dataclass
 class FitResult:
+    """What the training loop returns: the selected epoch (best validation score), that score, epochs run,
+    wall time in seconds, whether the time limit stopped it, per-epoch history, per-student best epochs and
+    scores for online distillers, and whether it trained full-graph or on mini-batches."""
+
     best_epoch: int
     best_val: float
     epochs_run: int

@@ -81,6 +81,7 @@ def node_outputs(model, graph, x: torch.Tensor, nodes: torch.Tensor):
 
 
 def model_supports_minibatch(model) -> bool:
+    """Whether ``model`` can train on sampled blocks (DGL message-flow graphs) or on node batches alone."""
     return supports_blocks(model) or node_batchable(model)
 
 

@@ -13,6 +13,7 @@ STATUSES = ("ok", "error", "oom", "timeout", "skipped")
 
 
 def record_path(results_dir: Path, suite: str, run_id: str) -> Path:
+    """Where the record of ``run_id`` lives: ``<results_dir>/runs/<suite>/<run_id>.json`` (may not exist)."""
     return Path(results_dir) / "runs" / suite / f"{run_id}.json"
 
 
@@ -86,6 +87,7 @@ def read_record(path: Path) -> Optional[dict]:
 
 
 def is_done(results_dir: Path, suite: str, run_id: str) -> bool:
+    """Whether ``run_id`` has a readable record with status ``ok`` (what ``run`` skips; other statuses rerun)."""
     rec = read_record(record_path(results_dir, suite, run_id))
     return rec is not None and rec.get("status") == "ok"
 

@@ -54,6 +54,11 @@ class Registry:
             raise
 
     def register(self, name: str) -> Callable[[F], F]:
+        """Decorator registering a class or factory under ``name``.
+
+        Raises:
+            ValueError: ``name`` is already registered in this registry.
+        """
         def deco(obj: F) -> F:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
@@ -63,6 +68,11 @@ class Registry:
         return deco
 
     def get(self, name: str) -> Callable:
+        """The entry registered as ``name`` (importing the loader first).
+
+        Raises:
+            UnknownNameError: ``name`` is not registered; the message lists close matches and every name.
+        """
         self.load()
         try:
             return self._entries[name]
@@ -70,11 +80,13 @@ class Registry:
             raise UnknownNameError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
+        """The error text for an unknown ``name``: up to three close matches, then every registered name."""
         close = difflib.get_close_matches(str(name), self.names(), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         return f"unknown {self.kind} {name!r}{hint} Available {self.kind}s: {', '.join(self.names())}"
 
     def names(self) -> List[str]:
+        """Every registered name, sorted (importing the loader first)."""
         self.load()
         return sorted(self._entries)
 

@@ -167,6 +167,15 @@ class Runner:
 
     # ---------------------------------------------------------------- data
     def load_data(self, spec: RunSpec) -> GraphData:
+        """The dataset of ``spec`` under its protocol, setting (transductive / inductive) and perturbation.
+
+        Kept in a small LRU (4 entries) keyed by dataset, protocol, setting, seed, options and
+        perturbation, so the runs of one seed share one load.
+
+        Raises:
+            MissingDataError: the dataset's files are not in the data root (remembered per dataset).
+            UnknownNameError: the dataset is not registered.
+        """
         key = canonical([spec.dataset, spec.protocol, spec.setting, spec.seed, spec.dataset_options,
                          spec.perturbation])
         if key in self._data:
@@ -192,6 +201,8 @@ class Runner:
 
     # ------------------------------------------------------------- teacher
     def teacher_cache_path(self, tspec: RunSpec, data: GraphData) -> Path:
+        """Cache file of the trained teacher ``tspec`` on ``data``:
+        ``<cache>/teachers/<dataset>/<teacher run_id>-<data.version>.pt`` (may not exist)."""
         return self.cache_dir / "teachers" / tspec.dataset / f"{tspec.run_id}-{data.version}.pt"
 
     def get_teacher(self, spec: RunSpec, data: GraphData, view: GraphData):
@@ -322,6 +333,9 @@ class Runner:
         return {**cols, "timing_run_id": run_id}
 
     def base_record(self, spec: RunSpec) -> dict:
+        """The fields every record of ``spec`` carries whatever its status: ids, dataset, split, setting,
+        teacher, student, distiller and their settings, seed, start time, status ``running``, executor,
+        environment (versions, hardware, git sha) and search grid point; metrics are added after training."""
         return {
             "run_id": spec.run_id, "config_id": spec.config_id, "suite": spec.suite,
             "dataset": spec.dataset, "split": spec.protocol, "setting": spec.setting,

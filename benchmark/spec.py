@@ -107,10 +107,12 @@ class RunSpec:
 
     @property
     def config_id(self) -> str:
+        """12 hex digits of :func:`config_hash`: the configuration without seed, suite, evaluation and search."""
         return config_hash(self.to_dict())
 
     @property
     def run_id(self) -> str:
+        """``<config_id>-s<seed>``: the record's file name and the key ``run`` resumes by."""
         return f"{self.config_id}-s{self.seed}"
 
     def teacher_run(self) -> "RunSpec":
@@ -164,6 +166,7 @@ def suite_path(name_or_path: str) -> Path:
 
 
 def list_suites() -> List[str]:
+    """Names of the suites shipped in ``gkd_bench/suites`` (``<name>.yaml``), sorted."""
     folder = resources.files("gkd_bench") / "suites"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
@@ -193,6 +196,8 @@ def load_suite(name_or_path: str) -> dict:
 
 
 def deep_merge(base: dict, patch: dict) -> dict:
+    """A copy of ``base`` with ``patch`` merged in recursively: nested mappings merge key by key, any other
+    value of ``patch`` replaces the one in ``base``. Neither argument is modified."""
     out = copy.deepcopy(base)
     for k, v in (patch or {}).items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):

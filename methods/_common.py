@@ -164,6 +164,7 @@ def normalize_input(x: torch.Tensor, kind) -> torch.Tensor:
 
 
 def check_layers(num_layers: int) -> None:
+    """Raises ``ValueError`` unless ``num_layers`` >= 1 (every model's constructor calls it)."""
     if int(num_layers) < 1:
         raise ValueError(f"num_layers must be >= 1, got {num_layers}")
 
