@@ -90,7 +90,8 @@ def weighted_sum(graph, feat: torch.Tensor, a: torch.Tensor, fast: bool = True) 
     exact-equality tests failed by float rounding (their 12-node example, one thread: outputs up to
     4.8e-7 apart, relative 9.5e-6; ``feat``'s gradient 2.4e-7; ``a``'s gradient, DGL's ``u_dot_v`` on
     both paths, equal), so other builds may differ from DGL's kernel in the last bits. DGL's
-    broadcasting ``u_mul_e`` kernel is ~2x slower on one thread (``benchmarks/gat_aggregation.py``). Any other case, or ``fast=False``, calls DGL.
+    broadcasting ``u_mul_e`` kernel is ~2x slower on one thread (``benchmarks/gat_aggregation.py``).
+    Any other case, or ``fast=False``, calls DGL.
 
     Args:
         graph: DGL graph, N source and M destination nodes, E edges.
@@ -164,7 +165,7 @@ def normalize_input(x: torch.Tensor, kind) -> torch.Tensor:
 
 
 def check_layers(num_layers: int) -> None:
-    """Raises ``ValueError`` unless ``num_layers`` >= 1 (every model's constructor calls it)."""
+    """Raises ``ValueError`` unless ``num_layers`` >= 1 (the GCN, GAT, SAGE and MLP constructors call it)."""
     if int(num_layers) < 1:
         raise ValueError(f"num_layers must be >= 1, got {num_layers}")
 
