@@ -24,11 +24,13 @@ def _cfg(**kw):
     return TrainConfig.from_dict({"epochs": 5, "patience": 5, **kw})
 
 
-@pytest.mark.parametrize("aggregator,norm", [("mean", None), ("gcn", "batch"), ("pool", "layer")])
-def test_sage_layerwise_inference_equals_full_forward(aggregator, norm):
+@pytest.mark.parametrize("aggregator,norm,input_norm", [("mean", None, None), ("gcn", "batch", None),
+                                                        ("pool", "layer", None), ("mean", None, "l1")])
+def test_sage_layerwise_inference_equals_full_forward(aggregator, norm, input_norm):
     data = synthetic_graph(n=300, f=10, c=4, seed=1)
     torch.manual_seed(0)
-    model = SAGE(10, 4, hidden=16, num_layers=3, aggregator=aggregator, norm=norm, dropout=0.5)
+    model = SAGE(10, 4, hidden=16, num_layers=3, aggregator=aggregator, norm=norm, dropout=0.5,
+                 input_norm=input_norm)
     if norm == "batch":  # non-trivial running statistics
         model.train()
         model(data.graph, data.x)

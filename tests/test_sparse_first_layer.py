@@ -36,6 +36,8 @@ def models(f, c=4):
         "gat-residual": lambda: GAT(f, c, 8, 3, 4, 2, 0.5, 0.3, residual=True, input_norm="l1"),
         "sage-mean": lambda: SAGE(f, c, 16, 3, 0.5),
         "sage-gcn-batchnorm": lambda: SAGE(f, c, 16, 2, 0.2, aggregator="gcn", norm="batch"),
+        "sage-l1": lambda: SAGE(f, c, 16, 2, 0.5, input_norm="l1"),
+        "sage-gcn-l1": lambda: SAGE(f, c, 16, 3, 0.5, aggregator="gcn", input_norm="l1"),
     }
 
 
