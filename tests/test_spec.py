@@ -192,6 +192,24 @@ def test_default_suite_teacher_settings_per_dataset_family():
     assert sage["citeseer"] == sage["texas"] == sage["chameleon"] == sage["ppi"] == {"mean"}
 
 
+def test_gcrd_available_sage_student_settings_on_the_amazon_sets():
+    """gcrd-available: the SAGE student row-normalises its input and trains without weight decay on the two
+    Amazon sets only (raw inputs kill its 16 ReLU units there); GCN and the GAT teacher keep raw inputs and
+    weight decay 5e-4 everywhere, and SAGE keeps them on every other dataset."""
+    from gkd_bench.spec import expand, load_suite
+
+    seen = {}
+    for s in expand(load_suite("gcrd-available"), seeds=[0]):
+        for role in (s.student, s.teacher):
+            if role:
+                key = (role["hparams"].get("input_norm"), role["train"]["weight_decay"])
+                seen.setdefault((role["model"], s.dataset), set()).add(key)
+    amazon = {"amazon-computers", "amazon-photo"}
+    assert {d for (m, d), v in seen.items() if m == "sage" and v == {("l1", 0.0)}} == amazon
+    assert all(v == {(None, 5e-4)} for (m, d), v in seen.items() if m != "sage" or d not in amazon), seen
+    assert {d for m, d in seen} >= amazon | {"cora", "coauthor-cs"}
+
+
 def test_no_shipped_suite_reads_cornell_through_the_refused_geom_gcn_file():
     """The data root's Geom-GCN cornell feature file is Texas's (the loader refuses it); every shipped suite
     that runs cornell reads Platonov et al.'s copy with the same 10 splits."""
