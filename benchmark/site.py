@@ -494,6 +494,7 @@ def build_site(results_dir, out_dir=None, suites: Optional[Sequence[str]] = None
             newest = max(newest, str(runs["started_at"].dropna().max()))
         sdir = out / suite
         (sdir / "configs").mkdir(parents=True, exist_ok=True)
+        written = set()  # config pages written for this suite
         record_href = _record_links(results_dir, suite, runs["run_id"].dropna(), out, sdir)
         grid = search_table(runs)
         lb_all = leaderboard(runs, include_perturbed=True, search_table=grid)
@@ -542,6 +543,11 @@ def build_site(results_dir, out_dir=None, suites: Optional[Sequence[str]] = None
                 for r in all_rows:
                     _write_config(env, sdir, suite, table, r, by_cid.get(r["config_id"], []), all_rows,
                                   record_href)
+                    written.add(f"{r['config_id']}.html")
+        # pages of configs whose records are gone (a replaced configuration's records removed) go too
+        for old in (sdir / "configs").glob("*.html"):
+            if old.name not in written:
+                old.unlink()
         problems = []
         if "status" in runs:
             bad = runs[runs["status"] != "ok"]

@@ -234,6 +234,20 @@ def test_config_page_has_hparams_seeds_env_and_records(built):
     assert re.search(r"<th>best_epoch</th><td>20</td><td>21</td><td>22</td>", fields)
 
 
+def test_rebuild_removes_config_pages_whose_records_are_gone(built):
+    """A config page left by an earlier build whose config has no record any more (a replaced configuration's
+    records removed) is deleted on rebuild; the pages of live configs are rewritten."""
+    from gkd_bench import site
+
+    results, out, _, recs = built
+    stale = out / "toy" / "configs" / "0123456789ab.html"
+    stale.write_text("<html>old config</html>")
+    site.build_site(results, out, plots="copy")
+    assert not stale.exists()
+    live = {p.stem for p in (out / "toy" / "configs").glob("*.html")}
+    assert live and live <= {r["config_id"] for r in recs}
+
+
 def test_columns_are_picked_generically():
     lb = pd.DataFrame({
         "teacher": ["gcn", "-"], "student": ["mlp", "mlp"], "distiller": ["kd", "none"], "n": [3, 3],
