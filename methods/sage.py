@@ -42,7 +42,7 @@ class SAGE(nn.Module):
     (:func:`~gkd_bench.methods._common.normalize_input`: each row of ``x`` divided by its L1 norm, Kipf &
     Welling's ``preprocess_features``) on every path (sparse, dense, blocks, :meth:`inference`). On the
     Amazon sets' raw bag-of-words (35% of entries non-zero, ~260 ones per row) a 16-unit SAGE at lr 0.01
-    loses every ReLU unit within 5 Adam steps without it (``gcrd-available`` suite, README).
+    loses every ReLU unit within 5 Adam steps without it (the ``gcrd-available`` suite file's header).
 
     Raises:
         ValueError: an unknown ``input_norm`` or ``norm``; ``num_layers`` < 1.
