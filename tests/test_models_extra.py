@@ -141,27 +141,28 @@ def test_gat_input_norm_is_invariant_to_feature_scale():
     assert not torch.allclose(plain(g, x).logits, plain(g, 5 * x).logits, atol=1e-3)
 
 
-def test_sage_input_norm_row_normalises_and_stays_out_of_config_ids():
-    """SAGE(input_norm='l1') sees x and 5x alike and equals a plain SAGE fed the L1-normalised rows; an unknown
+@pytest.mark.parametrize("name", ["sage", "gcn"])
+def test_input_norm_row_normalises_and_stays_out_of_config_ids(name):
+    """SAGE / GCN (input_norm='l1') see x and 5x alike and equal the plain model fed the L1-normalised rows; an unknown
     kind is refused; at its default (None) the option is left out of the resolved hyperparameters, so the
-    config ids of SAGE records made before it existed do not change, while 'l1' enters them."""
+    config ids of SAGE / GCN records made before it existed do not change, while 'l1' enters them."""
     from gkd_bench.methods._common import normalize_input
     from gkd_bench.spec import resolve_model
 
     g, x = _graph()
     x = x.abs().float()
     torch.manual_seed(0)
-    model = MODELS.get("sage")(4, 3, hidden=6, input_norm="l1").eval()
+    model = MODELS.get(name)(4, 3, hidden=6, input_norm="l1").eval()
     torch.manual_seed(0)
-    plain = MODELS.get("sage")(4, 3, hidden=6).eval()
+    plain = MODELS.get(name)(4, 3, hidden=6).eval()
     assert torch.allclose(model(g, x).logits, model(g, 5 * x).logits, atol=1e-6)
     assert torch.allclose(model(g, x).logits, plain(g, normalize_input(x, "l1")).logits, atol=1e-6)
     assert not torch.allclose(plain(g, x).logits, plain(g, 5 * x).logits, atol=1e-3)
     with pytest.raises(ValueError, match="input_norm must be one of none, l1; got 'l2'"):
-        MODELS.get("sage")(4, 3, input_norm="l2")
-    assert "input_norm" not in resolve_model("sage", {"model": "sage"}, {})["hparams"]
-    assert "input_norm" not in resolve_model("sage", {"model": "sage", "input_norm": None}, {})["hparams"]
-    assert resolve_model("sage", {"model": "sage", "input_norm": "l1"}, {})["hparams"]["input_norm"] == "l1"
+        MODELS.get(name)(4, 3, input_norm="l2")
+    assert "input_norm" not in resolve_model(name, {"model": name}, {})["hparams"]
+    assert "input_norm" not in resolve_model(name, {"model": name, "input_norm": None}, {})["hparams"]
+    assert resolve_model(name, {"model": name, "input_norm": "l1"}, {})["hparams"]["input_norm"] == "l1"
 
 
 @pytest.mark.parametrize("name, kw", [("gcn", dict(hidden=6, dropout=0.5)), ("sage", dict(hidden=6, dropout=0.5)),

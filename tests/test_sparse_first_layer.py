@@ -32,6 +32,7 @@ def models(f, c=4):
     return {
         "gcn": lambda: GCN(f, c, 16, 3, 0.5),
         "gcn-batchnorm": lambda: GCN(f, c, 16, 2, 0.5, norm="batch", input_dropout=0.3),
+        "gcn-l1": lambda: GCN(f, c, 16, 2, 0.5, input_norm="l1"),
         "gat-l1": lambda: GAT(f, c, 8, 2, 4, 1, 0.6, 0.6, input_norm="l1"),
         "gat-residual": lambda: GAT(f, c, 8, 3, 4, 2, 0.5, 0.3, residual=True, input_norm="l1"),
         "sage-mean": lambda: SAGE(f, c, 16, 3, 0.5),
