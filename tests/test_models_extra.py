@@ -129,6 +129,38 @@ def test_input_norm_l1_golden_values_and_bad_kind():
         MODELS.get("gat")(4, 3, input_norm="sum")
 
 
+def test_input_norm_l1_memo_follows_the_tensor_and_its_version():
+    """normalize_input(x, 'l1') is memoised per tensor object and version: the same x gives the same result
+    object; an in-place change of x (or of the result) recomputes; another tensor with equal values gets its
+    own result; with x requiring grad the result carries the graph (not memoised); a freed x drops its entry."""
+    import gc
+
+    from gkd_bench.methods import _common
+    from gkd_bench.methods._common import normalize_input
+
+    x = torch.tensor([[1.0, 0.0, 3.0], [2.0, 2.0, 0.0]])
+    first = normalize_input(x, "l1")
+    assert normalize_input(x, "l1") is first
+    assert torch.equal(first, torch.tensor([[0.25, 0.0, 0.75], [0.5, 0.5, 0.0]]))
+    other = x.clone()
+    assert normalize_input(other, "l1") is not first
+    x[0, 1] = 4.0  # in place: version bump
+    again = normalize_input(x, "l1")
+    assert again is not first and torch.allclose(again[0], torch.tensor([0.125, 0.5, 0.375]))
+    again.mul_(0.0)  # the caller spoilt the memoised result: recomputed
+    assert torch.allclose(normalize_input(x, "l1")[0], torch.tensor([0.125, 0.5, 0.375]))
+    w = torch.tensor([[1.0, 3.0]], requires_grad=True)
+    out = normalize_input(w, "l1")
+    assert out.requires_grad and normalize_input(w, "l1") is not out
+    out.sum().backward()
+    assert w.grad is not None
+    key = id(other)
+    assert key in _common._INPUT_NORM_CACHE
+    del other
+    gc.collect()
+    assert key not in _common._INPUT_NORM_CACHE
+
+
 def test_gat_input_norm_is_invariant_to_feature_scale():
     """With input_norm='l1' a GAT cannot tell x from 5x (it sees the normalised rows)."""
     g, x = _graph()
