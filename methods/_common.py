@@ -169,20 +169,13 @@ def normalize_input(x: torch.Tensor, kind) -> torch.Tensor:
     check_input_norm(kind)
     if kind != "l1":
         return x
-    if dense_input_grad_wanted(x) or x.is_inference():
+    if dense_input_grad_wanted(x):
         return nn.functional.normalize(x, p=1.0, dim=1)
-    key = id(x)
-    hit = _INPUT_NORM_CACHE.get(key)
-    if hit is not None:
-        ref, version, shape, out, out_version = hit
-        if ref() is x and version == x._version and shape == x.shape and out._version == out_version:
-            return out
+    hit = _tensor_memo_get(_INPUT_NORM_CACHE, x)
+    if hit is not None and hit[3]._version == hit[4]:
+        return hit[3]
     out = nn.functional.normalize(x.detach(), p=1.0, dim=1)
-    try:
-        ref = weakref.ref(x, lambda _r, k=key: _INPUT_NORM_CACHE.pop(k, None))
-    except TypeError:  # not weak-referenceable: do not memoise
-        return out
-    _INPUT_NORM_CACHE[key] = (ref, x._version, x.shape, out, out._version)
+    _tensor_memo_put(_INPUT_NORM_CACHE, x, out, out._version)
     return out
 
 
@@ -219,26 +212,40 @@ def _flat_nonzero(x: torch.Tensor):
     than :data:`SPARSE_DROPOUT_MAX_DENSITY` of them are non-zero. Memoised per tensor object and
     version (an in-place change recomputes; a freed tensor's entry is dropped); inference tensors, which
     have no version counter, are not memoised."""
-    key = id(x)
-    hit = _NONZERO_CACHE.get(key)
+    hit = _tensor_memo_get(_NONZERO_CACHE, x)
     if hit is not None:
-        ref, version, shape, idx = hit[:4]
-        if ref() is x and version == x._version and shape == x.shape:
-            return idx
+        return hit[3]
     flat = x.detach().reshape(-1)
     # count first: a dense input (noisy features, say) then never allocates an index of every entry
     if int(torch.count_nonzero(flat)) > SPARSE_DROPOUT_MAX_DENSITY * flat.numel():
         idx = None
     else:
         idx = torch.nonzero(flat, as_tuple=True)[0]
-    if x.is_inference():  # no version counter (torch.inference_mode): do not memoise
-        return idx
-    try:
-        ref = weakref.ref(x, lambda _r, k=key: _NONZERO_CACHE.pop(k, None))
-    except TypeError:  # not weak-referenceable: do not memoise
-        return idx
-    _NONZERO_CACHE[key] = (ref, x._version, x.shape, idx)  # sparse_pattern may append the pattern
+    _tensor_memo_put(_NONZERO_CACHE, x, idx)  # sparse_pattern may append the pattern
     return idx
+
+
+def _tensor_memo_get(cache: dict, x: torch.Tensor):
+    """The entry ``(weakref, version, shape, *values)`` that :func:`_tensor_memo_put` stored for this very
+    tensor object ``x`` at its current version and shape, or ``None``."""
+    hit = cache.get(id(x))
+    if hit is not None and hit[0]() is x and hit[1] == x._version and hit[2] == x.shape:
+        return hit
+    return None
+
+
+def _tensor_memo_put(cache: dict, x: torch.Tensor, *values) -> None:
+    """Memoise ``values`` for ``x`` in ``cache`` (keyed by ``id(x)``, valid for its current version); the
+    entry is dropped when ``x`` is freed. Inference tensors (no version counter) and tensors that cannot
+    be weakly referenced are not memoised."""
+    if x.is_inference():
+        return
+    key = id(x)
+    try:
+        ref = weakref.ref(x, lambda _r, k=key: cache.pop(k, None))
+    except TypeError:
+        return
+    cache[key] = (ref, x._version, x.shape) + values
 
 
 class InputDropout(nn.Module):
