@@ -136,26 +136,32 @@ def make_norm(kind, dim: int) -> nn.Module:
     raise ValueError(f"norm must be one of none, batch, layer; got {kind!r}")
 
 
-INPUT_NORMS = (None, "none", False, "l1")
+INPUT_NORMS = (None, "none", False, "l1", "l2")
+_INPUT_NORM_P = {"l1": 1.0, "l2": 2.0}
 
 
 def check_input_norm(kind) -> None:
     """Raise ``ValueError`` unless ``kind`` is an input normalisation :func:`normalize_input` knows."""
     if kind not in INPUT_NORMS:
-        raise ValueError(f"input_norm must be one of none, l1; got {kind!r}")
+        raise ValueError(f"input_norm must be one of none, l1, l2; got {kind!r}")
 
 
 def normalize_input(x: torch.Tensor, kind) -> torch.Tensor:
-    """Input preprocessing inside the model: ``None`` (identity) or ``"l1"`` row normalisation.
+    """Input preprocessing inside the model: ``None`` (identity), ``"l1"`` or ``"l2"`` row normalisation.
 
     ``"l1"`` divides each row of ``x`` ``[N, F]`` by its L1 norm (rows of zeros
     stay zero). For non-negative bag-of-words features this is the row
     normalisation of Kipf & Welling (ICLR 2017, ``preprocess_features``) and
     Velickovic et al. (ICLR 2018); using the absolute sum keeps it bounded when
-    test-time noise makes entries negative. Living in the model, it is applied
-    to whatever features the model sees, perturbed ones included.
+    test-time noise makes entries negative. ``"l2"`` divides each row by its
+    Euclidean norm (unit-length rows, scikit-learn's ``normalize`` default): a
+    binary row with ``n`` ones becomes ``1 / sqrt(n)`` where L1 gives ``1 / n``,
+    so on dense bag-of-words (the Amazon sets: ~260 words per row) the first
+    layer's inputs keep the scale L1 gives on Cora's ~18 words per row. Living
+    in the model, either is applied to whatever features the model sees,
+    perturbed ones included.
 
-    The ``"l1"`` result is memoised per tensor object and version of ``x`` (as
+    The result is memoised per kind, tensor object and version of ``x`` (as
     :func:`_flat_nonzero`; dropped when ``x`` is freed, recomputed after an
     in-place change of ``x`` or of the result): a full-batch model sees the same
     ``x`` every epoch, and on the Amazon sets' dense bag-of-words the
@@ -164,23 +170,25 @@ def normalize_input(x: torch.Tensor, kind) -> torch.Tensor:
     carry the graph), nor for inference tensors (no version counter).
 
     Raises:
-        ValueError: for a kind other than ``None`` or ``"l1"``.
+        ValueError: for a kind other than ``None``, ``"l1"`` or ``"l2"``.
     """
     check_input_norm(kind)
-    if kind != "l1":
+    p = _INPUT_NORM_P.get(kind)
+    if p is None:
         return x
     if dense_input_grad_wanted(x):
-        return nn.functional.normalize(x, p=1.0, dim=1)
-    hit = _tensor_memo_get(_INPUT_NORM_CACHE, x)
+        return nn.functional.normalize(x, p=p, dim=1)
+    cache = _INPUT_NORM_CACHE[kind]
+    hit = _tensor_memo_get(cache, x)
     if hit is not None and hit[3]._version == hit[4]:
         return hit[3]
-    out = nn.functional.normalize(x.detach(), p=1.0, dim=1)
-    _tensor_memo_put(_INPUT_NORM_CACHE, x, out, out._version)
+    out = nn.functional.normalize(x.detach(), p=p, dim=1)
+    _tensor_memo_put(cache, x, out, out._version)
     return out
 
 
-# id(x) -> (weakref to x, x._version, x.shape, normalize_input(x, "l1"), its _version)
-_INPUT_NORM_CACHE: dict = {}
+# kind -> id(x) -> (weakref to x, x._version, x.shape, normalize_input(x, kind), its _version)
+_INPUT_NORM_CACHE: dict = {kind: {} for kind in _INPUT_NORM_P}
 
 
 def check_layers(num_layers: int) -> None:
@@ -397,7 +405,7 @@ def sparse_input_values(x: torch.Tensor, p: float = 0.0, training: bool = False,
     Returns ``(pattern, values)``: the :class:`SparsePattern` of ``support`` (default ``x``, ``[N, F]``,
     whose non-zero pattern must contain ``x``'s) and ``values`` ``[nnz]``: ``x`` at those entries, row
     L1-normalised when ``input_norm == "l1"`` (the row sums of absolute values over the non-zeros, as
-    :func:`normalize_input`), times a Bernoulli(``1 - p``) keep mask / ``(1 - p)`` when ``training``
+    :func:`normalize_input`), L2-normalised when ``"l2"`` (square root of the row sums of squares), times a Bernoulli(``1 - p``) keep mask / ``(1 - p)`` when ``training``
     and ``p > 0``. The mask is drawn exactly as :class:`InputDropout` draws it (one ``bernoulli_``
     over the ``nnz`` values of the same index), so the global RNG advances identically and the kept
     entries are the same. ``None`` when ``support`` is denser than :data:`SPARSE_MATMUL_MAX_DENSITY`.
@@ -417,10 +425,13 @@ def sparse_input_values(x: torch.Tensor, p: float = 0.0, training: bool = False,
         return None
     own = (support is None or support is x) and not dense_input_grad_wanted(x)
     values = _own_values(x, pattern) if own else x.reshape(-1)[pattern.idx]
-    if input_norm == "l1":
+    if input_norm in _INPUT_NORM_P:
         norm = torch.zeros(pattern.shape[0], dtype=values.dtype, device=values.device)
-        norm = norm.index_add(0, pattern.rows, values.abs())
-        values = values / norm.clamp_min(1e-12)[pattern.rows]  # F.normalize's eps
+        if input_norm == "l1":
+            norm = norm.index_add(0, pattern.rows, values.abs()).clamp_min(1e-12)  # F.normalize's eps
+        else:  # max(sqrt(s), eps) as sqrt(max(s, eps^2)): no infinite gradient at an all-zero row
+            norm = norm.index_add(0, pattern.rows, values * values).clamp_min(1e-24).sqrt()
+        values = values / norm[pattern.rows]
     if training and p > 0.0:
         keep = torch.empty(values.shape, dtype=values.dtype, device=values.device).bernoulli_(1.0 - p)
         values = values * keep.div_(1.0 - p)

@@ -19,7 +19,7 @@ class GAT(nn.Module):
     dropout). Velickovic's Cora setting: 2 layers, 8 heads x 8 hidden, ELU,
     dropout 0.6 on features and attention, lr 0.005, weight decay 5e-4.
     ``input_norm="l1"`` row-normalises the input features first, as Velickovic's
-    preprocessing does (:func:`~gkd_bench.methods._common.normalize_input`).
+    preprocessing does (:func:`~gkd_bench.methods._common.normalize_input`; ``"l2"``: unit Euclidean rows).
 
     Sparse first layer: when at most
     :data:`~gkd_bench.methods._common.SPARSE_MATMUL_MAX_DENSITY` of ``x`` is non-zero (bag-of-words

@@ -45,7 +45,8 @@ class GCN(nn.Module):
     the dense ``InputDropout`` + ``GraphConv`` path. ``sparse_first_layer=False`` forces the dense path.
 
     ``input_norm="l1"`` row-normalises the input features inside the model
-    (:func:`~gkd_bench.methods._common.normalize_input`, Kipf & Welling's ``preprocess_features``) before
+    (:func:`~gkd_bench.methods._common.normalize_input`, Kipf & Welling's ``preprocess_features``;
+    ``"l2"``: unit Euclidean rows) before
     input dropout, on both paths; dropout then draws its mask over the non-zero entries of the raw ``x``
     (the same entries), so the sparse and dense paths still agree. The ``gcrd-available`` suite uses it
     on the Amazon sets, whose raw bag-of-words (35% non-zero) kill the 16 ReLU units of some seeds

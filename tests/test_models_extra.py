@@ -114,17 +114,21 @@ def test_sign_trains_with_fit_and_as_a_gcrd_student():
     assert res.epochs_run == 5 and np.isfinite(res.history[-1]["loss"])
 
 
-def test_input_norm_l1_golden_values_and_bad_kind():
-    """Kipf/Velickovic row normalisation: each row divided by its L1 norm; zero rows stay zero."""
+def test_input_norm_l1_l2_golden_values_and_bad_kind():
+    """Kipf/Velickovic row normalisation: each row divided by its L1 norm; 'l2': by its Euclidean norm;
+    zero rows stay zero."""
     from gkd_bench.methods._common import normalize_input
 
     x = torch.tensor([[1.0, 0.0, 3.0], [0.0, 0.0, 0.0], [-1.0, 1.0, 2.0]])
     out = normalize_input(x, "l1")
     expected = torch.tensor([[0.25, 0.0, 0.75], [0.0, 0.0, 0.0], [-0.25, 0.25, 0.5]])
     assert torch.allclose(out, expected)
+    r10, r6 = 10.0 ** 0.5, 6.0 ** 0.5
+    expected2 = torch.tensor([[1 / r10, 0.0, 3 / r10], [0.0, 0.0, 0.0], [-1 / r6, 1 / r6, 2 / r6]])
+    assert torch.allclose(normalize_input(x, "l2"), expected2)
     assert normalize_input(x, None) is x
-    with pytest.raises(ValueError, match="input_norm must be one of none, l1; got 'l2'"):
-        normalize_input(x, "l2")
+    with pytest.raises(ValueError, match="input_norm must be one of none, l1, l2; got 'l3'"):
+        normalize_input(x, "l3")
     with pytest.raises(ValueError, match="input_norm"):
         MODELS.get("gat")(4, 3, input_norm="sum")
 
@@ -155,10 +159,16 @@ def test_input_norm_l1_memo_follows_the_tensor_and_its_version():
     out.sum().backward()
     assert w.grad is not None
     key = id(other)
-    assert key in _common._INPUT_NORM_CACHE
+    assert key in _common._INPUT_NORM_CACHE["l1"]
     del other
     gc.collect()
-    assert key not in _common._INPUT_NORM_CACHE
+    assert key not in _common._INPUT_NORM_CACHE["l1"]
+    # one memo per kind: the same x asked for 'l2' after 'l1' gets the L2 rows, and each kind keeps its own
+    y = torch.tensor([[3.0, 4.0]])
+    assert torch.allclose(normalize_input(y, "l1"), torch.tensor([[3 / 7, 4 / 7]]))
+    l2 = normalize_input(y, "l2")
+    assert torch.allclose(l2, torch.tensor([[0.6, 0.8]])) and normalize_input(y, "l2") is l2
+    assert torch.allclose(normalize_input(y, "l1"), torch.tensor([[3 / 7, 4 / 7]]))
 
 
 def test_gat_input_norm_is_invariant_to_feature_scale():
@@ -173,8 +183,9 @@ def test_gat_input_norm_is_invariant_to_feature_scale():
     assert not torch.allclose(plain(g, x).logits, plain(g, 5 * x).logits, atol=1e-3)
 
 
+@pytest.mark.parametrize("kind", ["l1", "l2"])
 @pytest.mark.parametrize("name", ["sage", "gcn"])
-def test_input_norm_row_normalises_and_stays_out_of_config_ids(name):
+def test_input_norm_row_normalises_and_stays_out_of_config_ids(name, kind):
     """SAGE / GCN (input_norm='l1') see x and 5x alike and equal the plain model fed the L1-normalised rows; an unknown
     kind is refused; at its default (None) the option is left out of the resolved hyperparameters, so the
     config ids of SAGE / GCN records made before it existed do not change, while 'l1' enters them."""
@@ -184,17 +195,19 @@ def test_input_norm_row_normalises_and_stays_out_of_config_ids(name):
     g, x = _graph()
     x = x.abs().float()
     torch.manual_seed(0)
-    model = MODELS.get(name)(4, 3, hidden=6, input_norm="l1").eval()
+    model = MODELS.get(name)(4, 3, hidden=6, input_norm=kind).eval()
     torch.manual_seed(0)
     plain = MODELS.get(name)(4, 3, hidden=6).eval()
     assert torch.allclose(model(g, x).logits, model(g, 5 * x).logits, atol=1e-6)
-    assert torch.allclose(model(g, x).logits, plain(g, normalize_input(x, "l1")).logits, atol=1e-6)
+    assert torch.allclose(model(g, x).logits, plain(g, normalize_input(x, kind)).logits, atol=1e-6)
+    other = "l2" if kind == "l1" else "l1"
+    assert not torch.allclose(model(g, x).logits, plain(g, normalize_input(x, other)).logits, atol=1e-3)
     assert not torch.allclose(plain(g, x).logits, plain(g, 5 * x).logits, atol=1e-3)
-    with pytest.raises(ValueError, match="input_norm must be one of none, l1; got 'l2'"):
-        MODELS.get(name)(4, 3, input_norm="l2")
+    with pytest.raises(ValueError, match="input_norm must be one of none, l1, l2; got 'l3'"):
+        MODELS.get(name)(4, 3, input_norm="l3")
     assert "input_norm" not in resolve_model(name, {"model": name}, {})["hparams"]
     assert "input_norm" not in resolve_model(name, {"model": name, "input_norm": None}, {})["hparams"]
-    assert resolve_model(name, {"model": name, "input_norm": "l1"}, {})["hparams"]["input_norm"] == "l1"
+    assert resolve_model(name, {"model": name, "input_norm": kind}, {})["hparams"]["input_norm"] == kind
 
 
 @pytest.mark.parametrize("name, kw", [("gcn", dict(hidden=6, dropout=0.5)), ("sage", dict(hidden=6, dropout=0.5)),

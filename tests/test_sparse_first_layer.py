@@ -33,11 +33,14 @@ def models(f, c=4):
         "gcn": lambda: GCN(f, c, 16, 3, 0.5),
         "gcn-batchnorm": lambda: GCN(f, c, 16, 2, 0.5, norm="batch", input_dropout=0.3),
         "gcn-l1": lambda: GCN(f, c, 16, 2, 0.5, input_norm="l1"),
+        "gcn-l2": lambda: GCN(f, c, 16, 2, 0.5, input_norm="l2"),
         "gat-l1": lambda: GAT(f, c, 8, 2, 4, 1, 0.6, 0.6, input_norm="l1"),
+        "gat-l2": lambda: GAT(f, c, 8, 2, 4, 1, 0.6, 0.6, input_norm="l2"),
         "gat-residual": lambda: GAT(f, c, 8, 3, 4, 2, 0.5, 0.3, residual=True, input_norm="l1"),
         "sage-mean": lambda: SAGE(f, c, 16, 3, 0.5),
         "sage-gcn-batchnorm": lambda: SAGE(f, c, 16, 2, 0.2, aggregator="gcn", norm="batch"),
         "sage-l1": lambda: SAGE(f, c, 16, 2, 0.5, input_norm="l1"),
+        "sage-l2": lambda: SAGE(f, c, 16, 2, 0.5, input_norm="l2"),
         "sage-gcn-l1": lambda: SAGE(f, c, 16, 3, 0.5, aggregator="gcn", input_norm="l1"),
     }
 
@@ -126,19 +129,36 @@ def test_training_mask_is_inputdropouts_mask():
     torch.testing.assert_close(gw, w.grad, atol=1e-5, rtol=1e-5)
 
 
-def test_gradient_flows_to_x_values_and_l1_norm_matches():
+@pytest.mark.parametrize("kind", ["l1", "l2"])
+def test_gradient_flows_to_x_values_and_row_norm_matches(kind):
     _, x = sparse_graph(n=30, f=50, density=0.1)
     w = torch.randn(50, 3)
     xs = x.clone().requires_grad_(True)
     xd = x.clone().requires_grad_(True)
-    out = sparse_input_matmul(xs, w, input_norm="l1")
-    ref = _common.normalize_input(xd, "l1") @ w
+    out = sparse_input_matmul(xs, w, input_norm=kind)
+    ref = _common.normalize_input(xd, kind) @ w
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)
     out.sin().sum().backward()
     ref.sin().sum().backward()
     nz = x != 0
     torch.testing.assert_close(xs.grad[nz], xd.grad[nz], atol=1e-6, rtol=1e-5)
     assert torch.all(xs.grad[~nz] == 0)
+
+
+def test_l2_norm_of_an_all_zero_support_row_has_a_finite_gradient():
+    """A row that is zero in x but has entries in ``support`` (the dense path's dropout support) gives
+    zero values: its L2 norm clamps at F.normalize's eps (no 0 / 0, no infinite gradient of sqrt at 0)."""
+    _, x = sparse_graph(n=30, f=50, density=0.05)
+    support = x.clone()
+    support[3, :5] = 1.0  # x[3] is all zero
+    w = torch.randn(50, 3)
+    xs = x.clone().requires_grad_(True)
+    out = sparse_input_matmul(xs, w, input_norm="l2", support=support)
+    assert torch.all(out[3] == 0)
+    out.sum().backward()
+    assert torch.isfinite(xs.grad).all()
+    ref = torch.nn.functional.normalize(x, p=2.0, dim=1) @ w
+    torch.testing.assert_close(out.detach(), ref, atol=1e-6, rtol=1e-5)
 
 
 def test_a_dense_input_is_never_indexed_entry_by_entry(monkeypatch):
@@ -229,7 +249,7 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError):
         sparse_input_matmul(x, torch.randn(x.shape[1] + 1, 3))
     with pytest.raises(ValueError):
-        sparse_input_matmul(x, torch.randn(x.shape[1], 3), input_norm="l2")
+        sparse_input_matmul(x, torch.randn(x.shape[1], 3), input_norm="l3")
     with pytest.raises(ValueError):
         sparse_input_matmul(x, torch.randn(x.shape[1], 3), support=x[:-1])
 
