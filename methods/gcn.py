@@ -46,11 +46,10 @@ class GCN(nn.Module):
 
     ``input_norm="l1"`` row-normalises the input features inside the model
     (:func:`~gkd_bench.methods._common.normalize_input`, Kipf & Welling's ``preprocess_features``;
-    ``"l2"``: unit Euclidean rows) before
-    input dropout, on both paths; dropout then draws its mask over the non-zero entries of the raw ``x``
-    (the same entries), so the sparse and dense paths still agree. The ``gcrd-available`` suite uses it
-    on the Amazon sets, whose raw bag-of-words (35% non-zero) kill the 16 ReLU units of some seeds
-    (its header).
+    ``"l2"``: unit Euclidean rows) before input dropout, on both paths; dropout then draws its mask over
+    the non-zero entries of the raw ``x`` (the same entries), so the sparse and dense paths still agree.
+    The ``gcrd-available`` suite uses ``"l2"`` on the Amazon sets, whose raw bag-of-words (35% non-zero)
+    kill the 16 ReLU units of some seeds (its header).
 
     Raises:
         ValueError: an unknown ``input_norm`` or ``norm``; ``num_layers`` < 1; dropout outside [0, 1).

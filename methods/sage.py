@@ -40,9 +40,10 @@ class SAGE(nn.Module):
 
     ``input_norm="l1"`` row-normalises the input features inside the model
     (:func:`~gkd_bench.methods._common.normalize_input`: each row of ``x`` divided by its L1 norm, Kipf &
-    Welling's ``preprocess_features``; ``"l2"``: by its Euclidean norm) on every path (sparse, dense, blocks, :meth:`inference`). On the
-    Amazon sets' raw bag-of-words (35% of entries non-zero, ~260 ones per row) a 16-unit SAGE at lr 0.01
-    loses every ReLU unit within 5 Adam steps without it (the ``gcrd-available`` suite file's header).
+    Welling's ``preprocess_features``; ``"l2"``: by its Euclidean norm) on every path (sparse, dense,
+    blocks, :meth:`inference`). On the Amazon sets' raw bag-of-words (35% of entries non-zero, ~260 ones
+    per row) a 16-unit SAGE at lr 0.01 loses every ReLU unit within 5 Adam steps without it; the
+    ``gcrd-available`` suite uses ``"l2"`` there (the suite file's header).
 
     Raises:
         ValueError: an unknown ``input_norm`` or ``norm``; ``num_layers`` < 1.
