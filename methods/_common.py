@@ -405,8 +405,8 @@ def sparse_input_values(x: torch.Tensor, p: float = 0.0, training: bool = False,
     Returns ``(pattern, values)``: the :class:`SparsePattern` of ``support`` (default ``x``, ``[N, F]``,
     whose non-zero pattern must contain ``x``'s) and ``values`` ``[nnz]``: ``x`` at those entries, row
     L1-normalised when ``input_norm == "l1"`` (the row sums of absolute values over the non-zeros, as
-    :func:`normalize_input`), L2-normalised when ``"l2"`` (square root of the row sums of squares), times a Bernoulli(``1 - p``) keep mask / ``(1 - p)`` when ``training``
-    and ``p > 0``. The mask is drawn exactly as :class:`InputDropout` draws it (one ``bernoulli_``
+    :func:`normalize_input`), L2-normalised when ``"l2"`` (square root of the row sums of squares),
+    times a Bernoulli(``1 - p``) keep mask / ``(1 - p)`` when ``training`` and ``p > 0``. The mask is drawn exactly as :class:`InputDropout` draws it (one ``bernoulli_``
     over the ``nnz`` values of the same index), so the global RNG advances identically and the kept
     entries are the same. ``None`` when ``support`` is denser than :data:`SPARSE_MATMUL_MAX_DENSITY`.
     Gradients flow to ``x`` when it requires them; otherwise ``x``'s own entries (no ``support``, or
