@@ -157,7 +157,8 @@ def normalize_input(x: torch.Tensor, kind) -> torch.Tensor:
     Euclidean norm (unit-length rows, scikit-learn's ``normalize`` default): a
     binary row with ``n`` ones becomes ``1 / sqrt(n)`` where L1 gives ``1 / n``,
     so on dense bag-of-words (the Amazon sets: ~260 words per row) the first
-    layer's inputs keep the scale L1 gives on Cora's ~18 words per row. Living
+    layer's input entries keep about the scale L1 gives them on Cora's ~18
+    words per row (0.06 vs 0.056; per row, L2 norm 1 vs ~0.24). Living
     in the model, either is applied to whatever features the model sees,
     perturbed ones included.
 
@@ -406,11 +407,12 @@ def sparse_input_values(x: torch.Tensor, p: float = 0.0, training: bool = False,
     whose non-zero pattern must contain ``x``'s) and ``values`` ``[nnz]``: ``x`` at those entries, row
     L1-normalised when ``input_norm == "l1"`` (the row sums of absolute values over the non-zeros, as
     :func:`normalize_input`), L2-normalised when ``"l2"`` (square root of the row sums of squares),
-    times a Bernoulli(``1 - p``) keep mask / ``(1 - p)`` when ``training`` and ``p > 0``. The mask is drawn exactly as :class:`InputDropout` draws it (one ``bernoulli_``
-    over the ``nnz`` values of the same index), so the global RNG advances identically and the kept
-    entries are the same. ``None`` when ``support`` is denser than :data:`SPARSE_MATMUL_MAX_DENSITY`.
-    Gradients flow to ``x`` when it requires them; otherwise ``x``'s own entries (no ``support``, or
-    ``support is x``) are gathered once per tensor version (:func:`_own_values`).
+    times a Bernoulli(``1 - p``) keep mask / ``(1 - p)`` when ``training`` and ``p > 0``. The mask is
+    drawn exactly as :class:`InputDropout` draws it (one ``bernoulli_`` over the ``nnz`` values of the
+    same index), so the global RNG advances identically and the kept entries are the same. ``None``
+    when ``support`` is denser than :data:`SPARSE_MATMUL_MAX_DENSITY`. Gradients flow to ``x`` when it
+    requires them; otherwise ``x``'s own entries (no ``support``, or ``support is x``) are gathered
+    once per tensor version (:func:`_own_values`).
 
     Raises:
         ValueError: ``p`` outside ``[0, 1)`` or an unknown ``input_norm``; ``support`` of another shape.

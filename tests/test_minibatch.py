@@ -25,7 +25,8 @@ def _cfg(**kw):
 
 
 @pytest.mark.parametrize("aggregator,norm,input_norm", [("mean", None, None), ("gcn", "batch", None),
-                                                        ("pool", "layer", None), ("mean", None, "l1")])
+                                                        ("pool", "layer", None), ("mean", None, "l1"),
+                                                        ("mean", None, "l2")])
 def test_sage_layerwise_inference_equals_full_forward(aggregator, norm, input_norm):
     data = synthetic_graph(n=300, f=10, c=4, seed=1)
     torch.manual_seed(0)

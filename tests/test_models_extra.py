@@ -133,10 +133,11 @@ def test_input_norm_l1_l2_golden_values_and_bad_kind():
         MODELS.get("gat")(4, 3, input_norm="sum")
 
 
-def test_input_norm_l1_memo_follows_the_tensor_and_its_version():
+def test_input_norm_memo_follows_the_tensor_its_version_and_the_kind():
     """normalize_input(x, 'l1') is memoised per tensor object and version: the same x gives the same result
     object; an in-place change of x (or of the result) recomputes; another tensor with equal values gets its
-    own result; with x requiring grad the result carries the graph (not memoised); a freed x drops its entry."""
+    own result; with x requiring grad the result carries the graph (not memoised); a freed x drops its entry.
+    Each kind has its own memo: 'l2' after 'l1' on the same x gives the L2 rows and keeps the L1 entry."""
     import gc
 
     from gkd_bench.methods import _common
@@ -165,10 +166,11 @@ def test_input_norm_l1_memo_follows_the_tensor_and_its_version():
     assert key not in _common._INPUT_NORM_CACHE["l1"]
     # one memo per kind: the same x asked for 'l2' after 'l1' gets the L2 rows, and each kind keeps its own
     y = torch.tensor([[3.0, 4.0]])
-    assert torch.allclose(normalize_input(y, "l1"), torch.tensor([[3 / 7, 4 / 7]]))
+    l1 = normalize_input(y, "l1")
+    assert torch.allclose(l1, torch.tensor([[3 / 7, 4 / 7]]))
     l2 = normalize_input(y, "l2")
     assert torch.allclose(l2, torch.tensor([[0.6, 0.8]])) and normalize_input(y, "l2") is l2
-    assert torch.allclose(normalize_input(y, "l1"), torch.tensor([[3 / 7, 4 / 7]]))
+    assert normalize_input(y, "l1") is l1
 
 
 def test_gat_input_norm_is_invariant_to_feature_scale():
@@ -186,9 +188,10 @@ def test_gat_input_norm_is_invariant_to_feature_scale():
 @pytest.mark.parametrize("kind", ["l1", "l2"])
 @pytest.mark.parametrize("name", ["sage", "gcn"])
 def test_input_norm_row_normalises_and_stays_out_of_config_ids(name, kind):
-    """SAGE / GCN (input_norm='l1') see x and 5x alike and equal the plain model fed the L1-normalised rows; an unknown
-    kind is refused; at its default (None) the option is left out of the resolved hyperparameters, so the
-    config ids of SAGE / GCN records made before it existed do not change, while 'l1' enters them."""
+    """SAGE / GCN (input_norm 'l1' / 'l2') see x and 5x alike and equal the plain model fed the normalised
+    rows of that kind (not the other's); an unknown kind is refused; at its default (None) the option is
+    left out of the resolved hyperparameters, so the config ids of SAGE / GCN records made before it existed
+    do not change, while 'l1' / 'l2' enter them."""
     from gkd_bench.methods._common import normalize_input
     from gkd_bench.spec import resolve_model
 

@@ -24,7 +24,7 @@ def sparse_graph(n=120, f=400, density=0.02, seed=0):
     dst = torch.randint(0, n, (5 * n,), generator=gen)
     g = dgl.to_simple(dgl.graph((torch.cat([src, dst]), torch.cat([dst, src])), num_nodes=n))
     x = (torch.rand(n, f, generator=gen) < density).float() * torch.rand(n, f, generator=gen)
-    x[3] = 0.0  # an all-zero row (l1 normalisation keeps it zero)
+    x[3] = 0.0  # an all-zero row (l1 / l2 normalisation keeps it zero)
     return g, x
 
 
@@ -153,12 +153,17 @@ def test_l2_norm_of_an_all_zero_support_row_has_a_finite_gradient():
     support[3, :5] = 1.0  # x[3] is all zero
     w = torch.randn(50, 3)
     xs = x.clone().requires_grad_(True)
+    xd = x.clone().requires_grad_(True)
     out = sparse_input_matmul(xs, w, input_norm="l2", support=support)
     assert torch.all(out[3] == 0)
     out.sum().backward()
     assert torch.isfinite(xs.grad).all()
-    ref = torch.nn.functional.normalize(x, p=2.0, dim=1) @ w
-    torch.testing.assert_close(out.detach(), ref, atol=1e-6, rtol=1e-5)
+    ref = torch.nn.functional.normalize(xd, p=2.0, dim=1) @ w
+    torch.testing.assert_close(out.detach(), ref.detach(), atol=1e-6, rtol=1e-5)
+    ref.sum().backward()  # the same eps as F.normalize: equal gradients, the all-zero row's included (~1e12)
+    on = support != 0
+    assert xd.grad[3, :5].abs().max() > 1e6
+    torch.testing.assert_close(xs.grad[on], xd.grad[on], atol=1e-6, rtol=1e-5)
 
 
 def test_a_dense_input_is_never_indexed_entry_by_entry(monkeypatch):

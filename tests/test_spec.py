@@ -194,7 +194,8 @@ def test_default_suite_teacher_settings_per_dataset_family():
 
 def test_gcrd_available_student_settings_on_the_amazon_sets():
     """gcrd-available: both students (GCN, SAGE) scale their input rows to unit L2 norm on the two Amazon sets
-    only (raw inputs kill their 16 ReLU units there; L1 rows need 3x the epochs) and keep weight decay 5e-4;
+    only (raw inputs kill their 16 ReLU units there; L1 rows without weight decay outrun the 500-epoch cap)
+    and keep weight decay 5e-4;
     the GAT teacher keeps raw inputs everywhere, and the students keep them on every other dataset."""
     from gkd_bench.spec import expand, load_suite
 
