@@ -184,7 +184,8 @@ def normalize_input(x: torch.Tensor, kind) -> torch.Tensor:
     if hit is not None and hit[3]._version == hit[4]:
         return hit[3]
     out = nn.functional.normalize(x.detach(), p=p, dim=1)
-    _tensor_memo_put(cache, x, out, out._version)
+    if not out.is_inference():  # made under torch.inference_mode: no version counter, not memoised
+        _tensor_memo_put(cache, x, out, out._version)
     return out
 
 
@@ -236,7 +237,10 @@ def _flat_nonzero(x: torch.Tensor):
 
 def _tensor_memo_get(cache: dict, x: torch.Tensor):
     """The entry ``(weakref, version, shape, *values)`` that :func:`_tensor_memo_put` stored for this very
-    tensor object ``x`` at its current version and shape, or ``None``."""
+    tensor object ``x`` at its current version and shape, or ``None`` (always for an inference tensor,
+    which has no version counter and is never memoised)."""
+    if x.is_inference():
+        return None
     hit = cache.get(id(x))
     if hit is not None and hit[0]() is x and hit[1] == x._version and hit[2] == x.shape:
         return hit
@@ -246,8 +250,9 @@ def _tensor_memo_get(cache: dict, x: torch.Tensor):
 def _tensor_memo_put(cache: dict, x: torch.Tensor, *values) -> None:
     """Memoise ``values`` for ``x`` in ``cache`` (keyed by ``id(x)``, valid for its current version); the
     entry is dropped when ``x`` is freed. Inference tensors (no version counter) and tensors that cannot
-    be weakly referenced are not memoised."""
-    if x.is_inference():
+    be weakly referenced are not memoised, nor are ``values`` made under ``torch.inference_mode``
+    (inference tensors: autograd cannot save them for a later training step)."""
+    if x.is_inference() or any(isinstance(v, torch.Tensor) and v.is_inference() for v in values):
         return
     key = id(x)
     try:

@@ -247,6 +247,32 @@ def test_inference_mode_with_an_inference_tensor_input(name):
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("kind", ["l1", "l2"])
+@pytest.mark.parametrize("arch", ["gcn", "sage", "gat"])
+def test_input_norm_under_inference_mode_dense_input(arch, kind):
+    """The latency scenarios call the model under torch.inference_mode, on inference tensors and on the
+    ordinary x: the row-normalisation memo (dense path: x 40% non-zero) must neither read the missing
+    version counter nor keep an inference tensor, with the memo empty or filled, and training afterwards
+    must still work (regression: every amazon-photo run with timing failed at d32de29)."""
+    g, x = sparse_graph(n=40, f=30, density=0.4)
+    x = x.clone()  # a tensor no earlier test memoised
+    model = {"gcn": lambda: GCN(30, 4, 16, 2, 0.5, input_norm=kind),
+             "sage": lambda: SAGE(30, 4, 16, 2, 0.5, input_norm=kind),
+             "gat": lambda: GAT(30, 4, 8, 2, 4, 1, 0.6, 0.6, input_norm=kind)}[arch]().eval()
+    with torch.no_grad():
+        ref = model(g, x.clone()).logits
+    with torch.inference_mode():
+        torch.testing.assert_close(model(g, x).logits, ref)  # the ordinary x, memo empty
+        xi = x.clone()
+        assert xi.is_inference()
+        torch.testing.assert_close(model(g, xi).logits, ref)
+    model.train()
+    model(g, x).logits.sum().backward()  # training after the inference calls: no inference tensor was kept
+    model.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(model(g, x).logits, ref)  # memo filled by the training call: a hit
+
+
 def test_bad_arguments_raise():
     _, x = sparse_graph()
     with pytest.raises(ValueError):

@@ -210,6 +210,23 @@ def test_latency_columns_measure_teacher_and_student_together(data, monkeypatch)
     assert "latency_online1024_ms" not in cols and cols["latency_threads"] == torch.get_num_threads()
 
 
+@pytest.mark.parametrize("trained_first", [False, True])
+@pytest.mark.parametrize("kind", ["l1", "l2"])
+def test_latency_columns_of_row_normalised_students(data, kind, trained_first):
+    """Students with input_norm (the gcrd-available Amazon students) through the latency scenarios, with
+    the row-normalisation memo empty or filled by a training forward (regression: at d32de29 every
+    amazon-photo run with timing failed, "Inference tensors do not track version counter")."""
+    teacher = build("gat", data)
+    students = [build("gcn", data, input_norm=kind), build("sage", data, input_norm=kind)]
+    for student in students:
+        if trained_first:
+            student.train()
+            student(data.graph, data.x).logits.sum().backward()
+            student.eval()
+        cols = latency_columns(student, teacher, data, 0, batches=[1], min_run_time=FAST, memory=False)
+        assert cols["latency_full_ms"] > 0 and cols["latency_online1_ms"] > 0
+
+
 # ------------------------------------------------------------------ memory
 @pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK), reason="needs /proc/self/clear_refs (Linux)")
 def test_peak_memory_sees_a_64_mib_allocation():
