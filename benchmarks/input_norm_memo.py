@@ -28,7 +28,8 @@ STUDENT = dict(hidden=16, num_layers=2, dropout=0.5)
 
 def recomputed(x, kind):
     """``normalize_input`` without the memo."""
-    return F.normalize(x, p={"l1": 1.0, "l2": 2.0}[kind], dim=1) if kind in ("l1", "l2") else x
+    from gkd_bench.methods._common import _INPUT_NORM_P  # the kind -> p map normalize_input uses
+    return F.normalize(x, p=_INPUT_NORM_P[kind], dim=1) if kind in _INPUT_NORM_P else x
 
 
 def main(argv=None) -> None:
