@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from tabulate import tabulate
 from _epochs import epoch_ms, eval_ms  # benchmarks/_epochs.py
+from gkd_bench.methods._common import _INPUT_NORM_P  # the kind -> p map normalize_input uses
 
 STUDENT = dict(hidden=16, num_layers=2, dropout=0.5)
 
 
 def recomputed(x, kind):
     """``normalize_input`` without the memo."""
-    from gkd_bench.methods._common import _INPUT_NORM_P  # the kind -> p map normalize_input uses
     return F.normalize(x, p=_INPUT_NORM_P[kind], dim=1) if kind in _INPUT_NORM_P else x
 
 
