@@ -224,3 +224,18 @@ def test_no_shipped_suite_reads_cornell_through_the_refused_geom_gcn_file():
                 protocols.setdefault(name, set()).add(s.protocol)
     assert protocols["gcrd-available"] == protocols["default"] == {"platonov"}
     assert all(v == {"platonov"} for v in protocols.values())
+
+
+def test_alignahead_students_scale_bag_of_words_rows_to_unit_l2_norm():
+    """alignahead: every GAT student (K = 1 to 4) scales its input rows to unit L2 norm on coauthor-cs and the
+    two Amazon sets, whose raw binary bag-of-words cost the GAT alone 4-11 points (suite header), and keeps the
+    Planetoid sets' L1-normalised rows as they are."""
+    from gkd_bench.spec import expand, load_suite
+
+    norm = {}
+    for s in expand(load_suite("alignahead"), seeds=[0]):
+        norm.setdefault(s.dataset, set()).add(s.student["hparams"].get("input_norm"))
+    bag_of_words = {"coauthor-cs", "amazon-computers", "amazon-photo"}
+    assert {d for d, v in norm.items() if v == {"l2"}} == bag_of_words
+    assert all(v == {None} for d, v in norm.items() if d not in bag_of_words), norm
+    assert {"cora", "citeseer"} <= set(norm)
